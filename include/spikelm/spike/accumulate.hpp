@@ -1,0 +1,152 @@
+// spikelm: event-driven kernels for a linear layer fed by spikes.
+//
+// With binary input s [R, n_in] and weights W [n_in, n_out] stored input-major (row i = the weights leaving
+// input i), the product s * W is a sum of weight rows: out[r, :] = sum over active i of W[i, :]. No multiply
+// is done and only the rows of active inputs are read. The weight gradient dW = s^T g likewise touches only
+// the rows of inputs that were active somewhere in the batch.
+//
+// Work is split over blocks of output columns (and rows for the forward), so each output element is summed
+// by one thread in event order: results do not depend on the thread count.
+#ifndef SPIKELM_SPIKE_ACCUMULATE_HPP
+#define SPIKELM_SPIKE_ACCUMULATE_HPP
+
+#include "../config.hpp"
+#include "../core/error.hpp"
+#include "../core/linalg.hpp"
+#include "../core/parallel.hpp"
+#include "../core/tensor.hpp"
+#include "../simd/compat.hpp"
+#include "spike_tensor.hpp"
+
+#include <algorithm>
+
+#include <cstddef>
+
+SPIKELM_NAMESPACE_BEGIN
+
+namespace detail {
+/// Output columns one task handles. Whole weight rows stream best (the hardware prefetcher follows them), so
+/// columns are split only as far as needed to give every thread work when there are few rows to share out.
+inline std::size_t accumulate_col_block(std::size_t n_out, std::size_t rows) {
+  const auto threads = static_cast<std::size_t>(max_threads());
+  if (threads <= 1 || rows >= 2 * threads) return std::max<std::size_t>(n_out, 1);
+  const std::size_t split = (n_out + 2 * threads - 1) / (2 * threads);
+  return std::max<std::size_t>(256, (split + 63) / 64 * 64);
+}
+
+/// dst[c0, c1) += src[c0, c1)
+template <class Arch, class T>
+void add_range(const T* src, T* dst, std::size_t c0, std::size_t c1) {
+  std::size_t c = c0;
+  if constexpr (simd::lanes < T, Arch >> 0) {
+    using B = xsimd::batch<T, Arch>;
+    for (; c + B::size <= c1; c += B::size)
+      (B::load_unaligned(dst + c) + B::load_unaligned(src + c)).store_unaligned(dst + c);
+  }
+  for (; c < c1; ++c) dst[c] += src[c];
+}
+
+/// dst[c0, c1) = (add ? dst : 0) + sum over idx of src[idx * ld + c] — the column range of a sum of rows.
+/// Each source row segment is streamed contiguously into the destination segment, which stays in L1.
+template <class Arch, class T, class Index>
+void sum_rows_tile(const T* src, std::size_t ld, const Index* idx, std::size_t n_idx, T* dst, std::size_t c0,
+                   std::size_t c1, bool add) {
+  if (!add) std::fill(dst + c0, dst + c1, T(0));
+  std::size_t e = 0;
+  // two source rows per pass halve the loads and stores of the destination
+  for (; e + 2 <= n_idx; e += 2) {
+    const T* p0 = src + static_cast<std::size_t>(idx[e]) * ld;
+    const T* p1 = src + static_cast<std::size_t>(idx[e + 1]) * ld;
+    std::size_t c = c0;
+    if constexpr (simd::lanes < T, Arch >> 0) {
+      using B = xsimd::batch<T, Arch>;
+      for (; c + B::size <= c1; c += B::size)
+        (B::load_unaligned(dst + c) + (B::load_unaligned(p0 + c) + B::load_unaligned(p1 + c)))
+            .store_unaligned(dst + c);
+    }
+    for (; c < c1; ++c) dst[c] += p0[c] + p1[c];
+  }
+  if (e < n_idx) add_range<Arch>(src + static_cast<std::size_t>(idx[e]) * ld, dst, c0, c1);
+}
+
+inline void check_spike_out(const SpikeTensor& s, const Shape& out, std::size_t n_out, const char* fn) {
+  check(out.rank() >= 1 && out.numel() == s.total_rows() * n_out && out[-1] == n_out, fn, ": output shape ",
+        out, " does not hold ", s.total_rows(), " rows x ", n_out, " outputs");
+}
+} // namespace detail
+
+/// out[r, :] = (accumulate ? out[r, :] : 0) + sum over active inputs i of row r of W[i, :].
+/// W is [n_in, n_out] (input-major), n_in == s.neurons(); out holds s.total_rows() rows of n_out.
+template <class Arch = simd::default_arch, TensorLike WT, TensorLike OT>
+void spike_matmul(const SpikeTensor& s, const WT& weight, OT&& out, bool accumulate = false) {
+  using T = tensor_value_t<WT>;
+  const TensorView<const T> w = cview(weight);
+  const TensorView<T> o = mview(std::forward<OT>(out));
+  check(w.rank() == 2 && w.dim(0) == s.neurons(), "spike_matmul: weight shape ", w.shape(),
+        " does not match ", s.neurons(), " input neurons (expected [n_in, n_out], input-major)");
+  const std::size_t n_out = w.dim(1), R = s.total_rows();
+  detail::check_spike_out(s, o.shape(), n_out, "spike_matmul");
+  if (R == 0 || n_out == 0) return;
+  const std::size_t block = detail::accumulate_col_block(n_out, R);
+  const std::size_t col_blocks = (n_out + block - 1) / block;
+  const std::size_t want = 4 * static_cast<std::size_t>(max_threads());
+  const std::size_t row_chunks = std::min(R, std::max<std::size_t>(1, (want + col_blocks - 1) / col_blocks));
+  const std::size_t rows_per = (R + row_chunks - 1) / row_chunks;
+  parallel_for(row_chunks * col_blocks, s.count() * n_out + R * n_out, [&](std::size_t task) {
+    const std::size_t rc = task / col_blocks, cb = task % col_blocks;
+    const std::size_t c0 = cb * block;
+    const std::size_t c1 = std::min(n_out, c0 + block);
+    const std::size_t r1 = std::min(R, (rc + 1) * rows_per);
+    for (std::size_t r = rc * rows_per; r < r1; ++r) {
+      const auto ev = s.events(r);
+      detail::sum_rows_tile<Arch>(w.data(), n_out, ev.data(), ev.size(), o.data() + r * n_out, c0, c1,
+                                  accumulate);
+    }
+  });
+}
+
+/// dW[i, :] += sum over rows r where input i spiked of g[r, :]. Only rows of dW whose input was active
+/// in some row are touched. g holds s.total_rows() rows of n_out; dW is [n_in, n_out].
+template <class Arch = simd::default_arch, TensorLike GT, TensorLike DWT>
+void spike_matmul_weight_grad(const SpikeTensor& s, const GT& grad_out, DWT&& grad_weight) {
+  using T = tensor_value_t<GT>;
+  const TensorView<const T> g = cview(grad_out);
+  const TensorView<T> dw = mview(std::forward<DWT>(grad_weight));
+  check(dw.rank() == 2 && dw.dim(0) == s.neurons(), "spike_matmul_weight_grad: weight-gradient shape ",
+        dw.shape(), " does not match ", s.neurons(), " input neurons");
+  const std::size_t n_out = dw.dim(1), R = s.total_rows();
+  detail::check_spike_out(s, g.shape(), n_out, "spike_matmul_weight_grad");
+  if (R == 0 || n_out == 0) return;
+  const std::size_t block = detail::accumulate_col_block(n_out, 1);
+  const std::size_t col_blocks = (n_out + block - 1) / block;
+  parallel_for(col_blocks, s.count() * n_out, [&](std::size_t cb) {
+    const std::size_t c0 = cb * block;
+    const std::size_t c1 = std::min(n_out, c0 + block);
+    for (std::size_t r = 0; r < R; ++r) {
+      const T* gr = g.data() + r * n_out;
+      for (const auto i : s.events(r)) detail::add_range<Arch>(gr, dw.data() + i * n_out, c0, c1);
+    }
+  });
+}
+
+/// grad_in = g * W^T (dense; a surrogate-gradient backward needs every input's gradient). W is [n_in, n_out],
+/// g is [R, n_out], grad_in is [R, n_in]. With `accumulate`, adds to grad_in.
+template <TensorLike GT, TensorLike WT, TensorLike DIT>
+void spike_matmul_input_grad(const GT& grad_out, const WT& weight, DIT&& grad_in, bool accumulate = false) {
+  using T = tensor_value_t<GT>;
+  const TensorView<const T> g = cview(grad_out), w = cview(weight);
+  const TensorView<T> gi = mview(std::forward<DIT>(grad_in));
+  check(w.rank() == 2, "spike_matmul_input_grad: weight must be [n_in, n_out], got ", w.shape());
+  const std::size_t n_in = w.dim(0), n_out = w.dim(1);
+  check(g.rank() >= 1 && g.dim(-1) == n_out && gi.rank() >= 1 && gi.dim(-1) == n_in &&
+            g.size() / std::max<std::size_t>(n_out, 1) == gi.size() / std::max<std::size_t>(n_in, 1),
+        "spike_matmul_input_grad: gradient ", g.shape(), ", weight ", w.shape(), " and input gradient ",
+        gi.shape(), " do not agree");
+  const std::size_t R = n_out ? g.size() / n_out : gi.size() / std::max<std::size_t>(n_in, 1);
+  matmul(g.reshape({R, n_out}), w, gi.reshape({R, n_in}), Trans::No, Trans::Yes, T(1),
+         accumulate ? T(1) : T(0));
+}
+
+SPIKELM_NAMESPACE_END
+
+#endif // SPIKELM_SPIKE_ACCUMULATE_HPP

@@ -1,0 +1,58 @@
+# One generated translation unit per public header, compiled with -Wall -Wextra -Wpedantic -Werror by g++
+# and by clang++ (each registered as a ctest test, label "headers"). Each TU includes its header twice to
+# check the include guard. Internal headers (detail/, *_impl.hpp) are skipped: they refuse direct inclusion.
+file(GLOB_RECURSE _spikelm_headers RELATIVE "${PROJECT_SOURCE_DIR}/include"
+     "${PROJECT_SOURCE_DIR}/include/spikelm/*.hpp")
+list(FILTER _spikelm_headers EXCLUDE REGEX "/detail/|_impl\\.hpp$")
+
+set(_spikelm_header_compilers)
+foreach(_cxx g++-12 g++ clang++-14 clang++)
+  find_program(_spikelm_cxx_${_cxx} NAMES ${_cxx})
+endforeach()
+if(_spikelm_cxx_g++-12)
+  list(APPEND _spikelm_header_compilers "gcc=${_spikelm_cxx_g++-12}")
+elseif(_spikelm_cxx_g++)
+  list(APPEND _spikelm_header_compilers "gcc=${_spikelm_cxx_g++}")
+endif()
+if(_spikelm_cxx_clang++-14)
+  list(APPEND _spikelm_header_compilers "clang=${_spikelm_cxx_clang++-14}")
+elseif(_spikelm_cxx_clang++)
+  list(APPEND _spikelm_header_compilers "clang=${_spikelm_cxx_clang++}")
+endif()
+
+# Dependency include directories, passed as -isystem (their warnings are not ours). The compiler's own
+# directories (/usr/include: where Debian's xsimd lives) are left out: naming them with -isystem reorders
+# the search path and breaks libstdc++'s #include_next under clang.
+set(_spikelm_dep_flags)
+foreach(_tgt Eigen3::Eigen xsimd)
+  get_target_property(_dirs ${_tgt} INTERFACE_INCLUDE_DIRECTORIES)
+  foreach(_d IN LISTS _dirs)
+    if(NOT _d IN_LIST CMAKE_CXX_IMPLICIT_INCLUDE_DIRECTORIES AND NOT _d STREQUAL "/usr/include")
+      list(APPEND _spikelm_dep_flags "-isystem" "${_d}")
+    endif()
+  endforeach()
+endforeach()
+set(_spikelm_omp_flag)
+if(SPIKELM_USE_OPENMP)
+  set(_spikelm_omp_flag -fopenmp)
+endif()
+
+foreach(_h IN LISTS _spikelm_headers)
+  string(REPLACE "/" "_" _id "${_h}")
+  string(REPLACE ".hpp" ".cpp" _id "${_id}")
+  set(_tu "${CMAKE_CURRENT_BINARY_DIR}/header_tus/${_id}")
+  file(CONFIGURE OUTPUT "${_tu}" CONTENT "#include <${_h}>\n#include <${_h}>\n" @ONLY)
+  foreach(_entry IN LISTS _spikelm_header_compilers)
+    string(REPLACE "=" ";" _pair "${_entry}")
+    list(GET _pair 0 _name)
+    list(GET _pair 1 _path)
+    add_test(NAME header/${_name}/${_h}
+      COMMAND ${_path} -std=c++20 -fsyntax-only -Wall -Wextra -Wpedantic -Werror ${_spikelm_omp_flag}
+              -I${PROJECT_SOURCE_DIR}/include ${_spikelm_dep_flags} ${_tu})
+    set_tests_properties(header/${_name}/${_h} PROPERTIES LABELS headers)
+  endforeach()
+endforeach()
+list(LENGTH _spikelm_header_compilers _n)
+if(_n LESS 2)
+  message(WARNING "spikelm: header tests need both g++ and clang++; found: ${_spikelm_header_compilers}")
+endif()
