@@ -42,19 +42,37 @@ void* operator new(std::size_t n, std::align_val_t a) {
   note_alloc(p);
   return p;
 }
-void* operator new[](std::size_t n) { return operator new(n); }
-void* operator new[](std::size_t n, std::align_val_t a) { return operator new(n, a); }
+void* operator new[](std::size_t n) {
+  return operator new(n);
+}
+void* operator new[](std::size_t n, std::align_val_t a) {
+  return operator new(n, a);
+}
 void operator delete(void* p) noexcept {
   note_free(p);
   std::free(p);
 }
-void operator delete(void* p, std::size_t) noexcept { operator delete(p); }
-void operator delete(void* p, std::align_val_t) noexcept { operator delete(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { operator delete(p); }
-void operator delete[](void* p) noexcept { operator delete(p); }
-void operator delete[](void* p, std::size_t) noexcept { operator delete(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { operator delete(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { operator delete(p); }
+void operator delete(void* p, std::size_t) noexcept {
+  operator delete(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+  operator delete(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  operator delete(p);
+}
+void operator delete[](void* p) noexcept {
+  operator delete(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+  operator delete(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept {
+  operator delete(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+  operator delete(p);
+}
 
 namespace {
 using namespace spikelm;
@@ -119,8 +137,12 @@ void run_step(benchmark::State& state) {
   state.counters["tape_MiB"] = static_cast<double>(tape_bytes) / (1024.0 * 1024.0);
 }
 
-void BM_EquilibriumStep(benchmark::State& state) { run_step<true>(state); }
-void BM_BpttStep(benchmark::State& state) { run_step<false>(state); }
+void BM_EquilibriumStep(benchmark::State& state) {
+  run_step<true>(state);
+}
+void BM_BpttStep(benchmark::State& state) {
+  run_step<false>(state);
+}
 BENCHMARK(BM_EquilibriumStep)->Arg(8)->Arg(32)->Arg(128)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_BpttStep)->Arg(8)->Arg(32)->Arg(128)->Unit(benchmark::kMillisecond);
 } // namespace

@@ -1,0 +1,267 @@
+// EGRU layer and LM: conformance with tests/reference/egru.py (PyTorch, float64), event-driven vs dense,
+// streaming vs whole-sequence, sparse backward, errors.
+#include "fixtures.hpp"
+#include "test_util.hpp"
+
+#include <spikelm/models/egru_lm.hpp>
+
+using namespace spikelm;
+using spikelm_test::Fixtures;
+using spikelm_test::require_close;
+
+namespace {
+const Fixtures& fixtures() {
+  static const Fixtures f("reference/fixtures/egru.txt");
+  return f;
+}
+
+void load(Parameter<double>& p, const std::string& name) {
+  const auto t = fixtures()[name].as<double>();
+  REQUIRE(t.shape() == p.value.shape());
+  p.value.copy_from(t);
+}
+
+void layer_conformance(EgruMode mode) {
+  const auto& f = fixtures();
+  const auto x = f["layer/x"].as<double>();
+  const std::size_t T_ = x.dim(0), B = x.dim(1), I = x.dim(2), H = f["layer/thr"].shape[0];
+  ParameterSet<double> ps;
+  EgruOptions opt;
+  opt.mode = mode;
+  EgruLayer<double> layer(ps, "", I, H, opt);
+  for (const char* n : {"kernel", "recurrent_kernel", "bias", "recurrent_bias", "thr"})
+    load(ps[n], std::string("layer/") + n);
+  const auto y0 = f["layer/y0"].as<double>(), h0 = f["layer/h0"].as<double>();
+  Tensor<double> y({T_, B, H}), h({T_, B, H}), tr({T_, B, H});
+  EgruCache<double> cache;
+  EgruActivity act;
+  layer.forward(x, y0, h0, y.view(), h.view(), tr.view(), true, nullptr, &cache, &act);
+  require_close(y.data(), f["layer/y"].values.data(), y.size(), 1e-9, 1e-12, "y");
+  require_close(h.data(), f["layer/h"].values.data(), h.size(), 1e-9, 1e-12, "h");
+  require_close(tr.data(), f["layer/trace"].values.data(), tr.size(), 1e-9, 1e-12, "trace");
+  std::size_t fired = 0;
+  for (double o : f["layer/o"].values) fired += o != 0.0;
+  CHECK(act.events == fired);
+  CHECK(fired > 0);
+
+  EgruGrads<double> g;
+  layer.backward(cache, f["layer/gy"].as<double>(), f["layer/gh"].as<double>(), f["layer/gt"].as<double>(), g,
+                 &act);
+  const std::pair<const char*, const Tensor<double>*> grads[] = {
+      {"layer/grad_x", &g.x},
+      {"layer/grad_y0", &g.y0},
+      {"layer/grad_h0", &g.h0},
+      {"layer/grad_kernel", &g.kernel},
+      {"layer/grad_recurrent_kernel", &g.recurrent_kernel},
+      {"layer/grad_bias", &g.bias},
+      {"layer/grad_recurrent_bias", &g.recurrent_bias},
+      {"layer/grad_thr", &g.thr}};
+  for (const auto& [name, t] : grads) {
+    REQUIRE(t->size() == f[name].values.size());
+    require_close(t->data(), f[name].values.data(), t->size(), 1e-8, 1e-11, name);
+  }
+  if (mode == EgruMode::EventDriven)
+    CHECK(act.backward_sparsity() > 0.0); // some recurrent gradients were skipped
+}
+} // namespace
+
+TEST_CASE("conformance: EGRU layer forward and every gradient, event-driven") {
+  layer_conformance(EgruMode::EventDriven);
+}
+
+TEST_CASE("conformance: EGRU layer forward and every gradient, dense") {
+  layer_conformance(EgruMode::Dense);
+}
+
+TEST_CASE("conformance: EGRU language model log-probabilities and parameter gradients") {
+  const auto& f = fixtures();
+  const auto tokens_f = f["lm/tokens"];
+  const std::size_t B = tokens_f.shape[0], T1 = tokens_f.shape[1], T_ = T1 - 1;
+  EgruLmConfig cfg;
+  cfg.vocab = f["lm/decoder.decoder.bias"].shape[0];
+  cfg.embedding = f["lm/embeddings.weight"].shape[1];
+  cfg.hidden = f["lm/rnns.0.thr"].shape[0];
+  cfg.layers = 3;
+  cfg.dropout_output = 0.0; // the fixture has no dropout
+  EgruLM<double> lm(cfg);
+  lm.parameters().for_each([&](Parameter<double>& p) { load(p, "lm/" + p.name); });
+  std::vector<std::int64_t> in, tgt;
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t t = 0; t < T_; ++t) {
+      in.push_back(static_cast<std::int64_t>(tokens_f.values[b * T1 + t]));
+      tgt.push_back(static_cast<std::int64_t>(tokens_f.values[b * T1 + t + 1]));
+    }
+  for (EgruMode mode : {EgruMode::EventDriven, EgruMode::Dense}) {
+    lm.set_mode(mode);
+    Tape<double> tape;
+    const auto logp = lm.forward(tape, in, B, false);
+    const auto& want = f["lm/logp"]; // batch-major rows
+    const std::size_t V = cfg.vocab;
+    for (std::size_t b = 0; b < B; ++b)
+      for (std::size_t t = 0; t < T_; ++t)
+        require_close(logp.value().data() + (t * B + b) * V, want.values.data() + (b * T_ + t) * V, V, 1e-9,
+                      1e-12, "logp");
+    lm.parameters().zero_grad();
+    Tape<double> tape2;
+    const auto loss = lm.loss(tape2, in, tgt, B, true);
+    CHECK(loss.value().data()[0] == doctest::Approx(f["lm/loss"].values[0]).epsilon(1e-10));
+    tape2.backward(loss);
+    lm.parameters().for_each([&](Parameter<double>& p) {
+      const auto& g = f["lm/grad/" + p.name];
+      REQUIRE(g.values.size() == p.grad.size());
+      require_close(p.grad.data(), g.values.data(), g.values.size(), 1e-7, 1e-10, p.name);
+    });
+    for (std::size_t l = 0; l < 3; ++l) CHECK(lm.activity()[l].events > 0);
+  }
+}
+
+TEST_CASE("EGRU: event-driven and dense paths agree with DropConnect and zoneout (float)") {
+  const std::size_t T_ = 12, B = 4, I = 24, H = 64;
+  ParameterSet<float> ps;
+  EgruOptions opt;
+  opt.dropconnect = 0.3;
+  opt.zoneout = 0.1;
+  opt.support = 3.6; // the EGRU LM's narrower pseudo-derivative
+  opt.dampening = 3.6;
+  EgruLayer<float> layer(ps, "l.", I, H, opt);
+  Rng init(5);
+  layer.reset_parameters(init, 0.2);
+  Tensor<float> x({T_, B, I}), dy({T_, B, H});
+  init.fill_normal(x.span());
+  init.fill_normal(dy.span());
+  Tensor<float> y[2];
+  EgruGrads<float> g[2];
+  EgruActivity act[2];
+  for (int m = 0; m < 2; ++m) {
+    EgruOptions o = opt;
+    o.mode = m == 0 ? EgruMode::EventDriven : EgruMode::Dense;
+    layer.set_options(o);
+    Rng rng(99); // same masks for both paths
+    y[m] = Tensor<float>({T_, B, H});
+    EgruCache<float> cache;
+    layer.forward(x, {}, {}, y[m].view(), {}, {}, true, &rng, &cache, &act[m]);
+    layer.backward(cache, dy, {}, {}, g[m], &act[m]);
+  }
+  require_close(y[0].data(), y[1].data(), y[0].size(), 1e-5, 1e-6, "y");
+  CHECK(act[0].events == act[1].events);
+  CHECK(act[0].activity() > 0.02);
+  CHECK(act[0].activity() < 0.9);
+  require_close(g[0].recurrent_kernel.data(), g[1].recurrent_kernel.data(), g[0].recurrent_kernel.size(),
+                1e-4, 1e-5, "dR");
+  require_close(g[0].kernel.data(), g[1].kernel.data(), g[0].kernel.size(), 1e-4, 1e-5, "dW");
+  require_close(g[0].thr.data(), g[1].thr.data(), H, 1e-4, 1e-5, "dthr");
+  require_close(g[0].x.data(), g[1].x.data(), g[0].x.size(), 1e-4, 1e-5, "dx");
+  // the sparse backward skipped work; the dense one did not
+  CHECK(act[0].backward_sparsity() > 0.3);
+  CHECK(act[1].backward_sparsity() == doctest::Approx(0.0));
+  // rows of dR belong only to units that emitted an event at some step
+  // (a unit silent throughout gives a zero row)
+}
+
+TEST_CASE("EGRU: rows of dR are zero for units that never emitted an event") {
+  const std::size_t T_ = 6, B = 2, I = 8, H = 16;
+  ParameterSet<double> ps;
+  EgruLayer<double> layer(ps, "", I, H);
+  Rng rng(3);
+  layer.reset_parameters(rng, 0.5);
+  for (std::size_t j = 0; j < H; j += 2)
+    layer.thr().value.data()[j] = 1.0; // even units can never fire (|c| < 1)
+  Tensor<double> x({T_, B, I}), y({T_, B, H}), dy({T_, B, H});
+  rng.fill_normal(x.span());
+  rng.fill_normal(dy.span());
+  EgruCache<double> cache;
+  layer.forward(x, {}, {}, y.view(), {}, {}, true, nullptr, &cache);
+  EgruGrads<double> g;
+  layer.backward(cache, dy, {}, {}, g);
+  for (std::size_t j = 0; j < H; j += 2)
+    for (std::size_t k = 0; k < 3 * H; ++k) REQUIRE(g.recurrent_kernel(j, k) == 0.0);
+  double odd = 0;
+  for (std::size_t j = 1; j < H; j += 2)
+    for (std::size_t k = 0; k < 3 * H; ++k) odd += std::abs(g.recurrent_kernel(j, k));
+  CHECK(odd > 0.0);
+}
+
+TEST_CASE("EGRU LM: token-by-token streaming equals the whole-sequence forward") {
+  EgruLmConfig cfg;
+  cfg.vocab = 17;
+  cfg.embedding = 12;
+  cfg.hidden = 20;
+  EgruLM<double> lm(cfg);
+  Rng rng(11);
+  lm.reset_parameters(rng);
+  std::vector<std::int64_t> tokens;
+  for (int i = 0; i < 64; ++i) tokens.push_back((i * 7 + i / 3) % 17);
+  Tape<double> tape;
+  EgruLmState<double> whole_state;
+  const auto whole = lm.forward(tape, tokens, 1, false, nullptr, &whole_state);
+  EgruLmState<double> st;
+  for (std::size_t t = 0; t < tokens.size(); ++t) {
+    Tape<double> tp;
+    const auto lp =
+        lm.forward(tp, std::span<const std::int64_t>(&tokens[t], 1), 1, false, nullptr, &st, true);
+    require_close(lp.value().data(), whole.value().data() + t * cfg.vocab, cfg.vocab, 1e-10, 1e-12, "step");
+  }
+  for (std::size_t l = 0; l < 3; ++l)
+    require_close(st.y[l].data(), whole_state.y[l].data(), st.y[l].size(), 1e-12);
+}
+
+TEST_CASE("EGRU LM: training with dropout lowers the loss on a repeating sequence") {
+  EgruLmConfig cfg;
+  cfg.vocab = 8;
+  cfg.embedding = 16;
+  cfg.hidden = 32;
+  cfg.layers = 2;
+  cfg.dropout_output = 0.1;
+  cfg.cell.dropconnect = 0.1;
+  EgruLM<float> lm(cfg);
+  Rng rng(2);
+  lm.reset_parameters(rng);
+  std::vector<std::int64_t> seq;
+  for (int i = 0; i < 33; ++i) seq.push_back(i % 8);
+  const std::span<const std::int64_t> in(seq.data(), 32), tgt(seq.data() + 1, 32);
+  Adam<float> opt(lm.parameters(), {.lr = 0.02});
+  float first = 0, last = 0;
+  for (int step = 0; step < 100; ++step) {
+    Tape<float> tape;
+    lm.parameters().zero_grad();
+    const auto loss = lm.loss(tape, in, tgt, 1, true, &rng);
+    tape.backward(loss);
+    opt.step();
+    (step == 0 ? first : last) = loss.value().data()[0];
+  }
+  CHECK(last < 0.5f * first);
+}
+
+TEST_CASE("EGRU: bad input throws spikelm::Error") {
+  ParameterSet<float> ps;
+  EgruLayer<float> layer(ps, "", 4, 8);
+  Tensor<float> x({3, 2, 5}), y({3, 2, 8});
+  CHECK_THROWS_AS(layer.forward(x, {}, {}, y.view(), {}, {}, false, nullptr, nullptr), Error);
+  Tensor<float> x2({3, 2, 4}), ybad({3, 2, 7});
+  CHECK_THROWS_AS(layer.forward(x2, {}, {}, ybad.view(), {}, {}, false, nullptr, nullptr), Error);
+  EgruOptions o;
+  o.zoneout = 1.0;
+  CHECK_THROWS_AS(layer.set_options(o), Error);
+  EgruOptions dc;
+  dc.dropconnect = 0.5;
+  layer.set_options(dc);
+  CHECK_THROWS_AS(layer.forward(x2, {}, {}, y.view(), {}, {}, true, nullptr, nullptr), Error); // needs an Rng
+  EgruCache<float> inference;
+  layer.set_options({});
+  layer.forward(x2, {}, {}, y.view(), {}, {}, false, nullptr, &inference);
+  EgruGrads<float> g;
+  CHECK_THROWS_AS(layer.backward(inference, y, {}, {}, g), Error);
+
+  EgruLmConfig cfg;
+  cfg.vocab = 5;
+  cfg.embedding = 4;
+  cfg.hidden = 6;
+  EgruLM<float> lm(cfg);
+  Tape<float> tape;
+  const std::vector<std::int64_t> bad{1, 2, 5};
+  CHECK_THROWS_WITH_AS(lm.forward(tape, bad, 1, false), doctest::Contains("outside the vocabulary"), Error);
+  const std::vector<std::int64_t> odd{1, 2, 3};
+  CHECK_THROWS_AS(lm.forward(tape, odd, 2, false), Error);
+  EgruLmConfig zero;
+  CHECK_THROWS_AS(EgruLM<float>{zero}, Error);
+}
