@@ -172,7 +172,7 @@ class EgruLayer {
     const T* R = recurrent_kernel_->value.data();
     cc.r_used = Tensor<T>();
     cc.r_mask = Tensor<T>();
-    if (training && opt_.dropconnect > 0.0) {
+    if (rng && training && opt_.dropconnect > 0.0) {
       cc.r_mask = Tensor<T>({H, G}, uninitialized);
       rng->fill_bernoulli(cc.r_mask.span(), 1.0 - opt_.dropconnect);
       const T keep_scale = static_cast<T>(1.0 / (1.0 - opt_.dropconnect));
@@ -182,7 +182,7 @@ class EgruLayer {
       R = cc.r_used.data();
     }
     cc.z_mask = Tensor<T>();
-    if (training && opt_.zoneout > 0.0) {
+    if (rng && training && opt_.zoneout > 0.0) {
       cc.z_mask = Tensor<T>(seq, uninitialized);
       rng->fill_bernoulli(cc.z_mask.span(), 1.0 - opt_.zoneout);
     }
@@ -290,6 +290,7 @@ class EgruLayer {
     Tensor<T> dr_used({H, G});
     std::vector<T> dy_carry(B * H, T(0)), dh_carry(B * H, T(0)), dtr_carry(B * H, T(0));
     std::vector<std::uint8_t> needed(B * H);
+    UnitGroups groups;
     std::size_t active = 0;
     for (std::size_t tt = T_; tt-- > 0;) {
       for (std::size_t b = 0; b < B; ++b) {
@@ -362,15 +363,31 @@ class EgruLayer {
                Trans::Yes);
         std::copy(dyp.begin(), dyp.end(), dy_carry.begin());
       } else {
-        for (std::size_t b = 0; b < B; ++b) {
-          const T* dqr = dq.data() + b * G;
-          for (std::uint32_t i : cc.events[tt * B + b])
-            simd::axpy(yprev[b * H + i], dqr, dr_used.data() + std::size_t(i) * G, G);
+        // dR[i, :] += sum over batch rows b with y_{t-1}[b, i] != 0 of y_{t-1}[b, i] dq[b, :]: each touched
+        // row of dR is visited once per step, column block by column block (one thread per block)
+        group_by_unit(cc.events.data() + tt * B, yprev, B, groups);
+        const std::size_t nb = column_blocks(B, G);
+        const std::size_t bw = (G + nb - 1) / nb;
+        parallel_for(nb, groups.batch.size() * G, [&](std::size_t k) {
+          const std::size_t c0 = k * bw, c1 = std::min(G, c0 + bw);
+          for (std::uint32_t i : groups.units)
+            for (std::uint32_t e = groups.offsets[i]; e < groups.offsets[i + 1]; ++e)
+              simd::axpy(groups.value[e], dq.data() + std::size_t(groups.batch[e]) * G + c0,
+                         dr_used.data() + std::size_t(i) * G + c0, c1 - c0);
+        });
+        // dL/dy_{t-1}[b, i] = dq[b, :] . R[i, :] only where it will be used; row i of R is read once
+        std::vector<std::uint32_t> need_units;
+        need_units.reserve(H);
+        for (std::size_t i = 0; i < H; ++i) {
+          bool any = false;
+          for (std::size_t b = 0; b < B && !any; ++b) any = needed[b * H + i] != 0;
+          if (any) need_units.push_back(static_cast<std::uint32_t>(i));
         }
-        parallel_for(B, B * H * G, [&](std::size_t b) {
-          const T* dqr = dq.data() + b * G;
-          for (std::size_t i = 0; i < H; ++i)
-            dy_carry[b * H + i] = needed[b * H + i] ? simd::dot(dqr, R + i * G, G) : T(0);
+        std::fill(dy_carry.begin(), dy_carry.end(), T(0));
+        parallel_for(need_units.size(), need_units.size() * B * G, [&](std::size_t k) {
+          const std::size_t i = need_units[k];
+          for (std::size_t b = 0; b < B; ++b)
+            if (needed[b * H + i]) dy_carry[b * H + i] = simd::dot(dq.data() + b * G, R + i * G, G);
         });
       }
     }
@@ -404,18 +421,58 @@ class EgruLayer {
       for (std::size_t b = 0; b < B; ++b) simd::add(rh.data() + b * G, br, rh.data() + b * G, G);
       return;
     }
-    // split the 3H outputs into column blocks so that batch 1 still uses every thread
-    constexpr std::size_t block = 1024;
-    const std::size_t nblocks = (G + block - 1) / block;
-    std::size_t work = 0;
-    for (std::size_t b = 0; b < B; ++b) work += (events[b].size() + 1) * G;
-    parallel_for(B * nblocks, work, [&](std::size_t k) {
-      const std::size_t b = k / nblocks, c0 = (k % nblocks) * block, c1 = std::min(G, c0 + block);
-      T* out = rh.data() + b * G + c0;
-      std::copy(br + c0, br + c1, out);
-      for (std::uint32_t i : events[b])
-        simd::axpy(yprev[b * H + i], R + std::size_t(i) * G + c0, out, c1 - c0);
+    // Events grouped by unit: row i of R is read once per step and added into every batch row in which
+    // unit i emitted an event, one column block at a time (the block of all batch rows stays in cache).
+    UnitGroups groups;
+    group_by_unit(events, yprev, B, groups);
+    for (std::size_t b = 0; b < B; ++b) std::copy(br, br + G, rh.data() + b * G);
+    const std::size_t nb = column_blocks(B, G);
+    const std::size_t bw = (G + nb - 1) / nb;
+    parallel_for(nb, (groups.batch.size() + B) * G, [&](std::size_t k) {
+      const std::size_t c0 = k * bw, c1 = std::min(G, c0 + bw);
+      for (std::uint32_t i : groups.units) {
+        const T* row = R + std::size_t(i) * G + c0;
+        for (std::uint32_t e = groups.offsets[i]; e < groups.offsets[i + 1]; ++e)
+          simd::axpy(groups.value[e], row, rh.data() + std::size_t(groups.batch[e]) * G + c0, c1 - c0);
+      }
     });
+  }
+
+  /// Events of one step grouped by unit: for unit i, entries offsets[i] .. offsets[i + 1] list the batch
+  /// rows with y[b, i] != 0 and the values; `units` lists the units with at least one event.
+  struct UnitGroups {
+    std::vector<std::uint32_t> units, offsets, batch;
+    std::vector<T> value;
+  };
+  void group_by_unit(const std::vector<std::uint32_t>* events, const T* y, std::size_t B,
+                     UnitGroups& g) const {
+    const std::size_t H = hidden_;
+    g.offsets.assign(H + 1, 0);
+    for (std::size_t b = 0; b < B; ++b)
+      for (std::uint32_t i : events[b]) ++g.offsets[i + 1];
+    g.units.clear();
+    for (std::size_t i = 0; i < H; ++i) {
+      if (g.offsets[i + 1] != 0) g.units.push_back(static_cast<std::uint32_t>(i));
+      g.offsets[i + 1] += g.offsets[i];
+    }
+    g.batch.resize(g.offsets[H]);
+    g.value.resize(g.offsets[H]);
+    std::vector<std::uint32_t> fill(g.offsets.begin(), g.offsets.end() - 1);
+    for (std::size_t b = 0; b < B; ++b)
+      for (std::uint32_t i : events[b]) {
+        const std::uint32_t e = fill[i]++;
+        g.batch[e] = static_cast<std::uint32_t>(b);
+        g.value[e] = y[b * H + i];
+      }
+  }
+  /// Column blocks for the grouped kernels: the outputs of all batch rows in one block fit in about 64 KiB,
+  /// and there are at least as many blocks as threads (when the rows are long enough).
+  static std::size_t column_blocks(std::size_t B, std::size_t G) {
+    const std::size_t fit = std::max<std::size_t>(256, (16384 / std::max<std::size_t>(B, 1)) / 16 * 16);
+    std::size_t nb = (G + fit - 1) / fit;
+    const std::size_t threads = static_cast<std::size_t>(max_threads());
+    if (nb < threads) nb = std::min(threads, std::max<std::size_t>(1, G / 256));
+    return std::max<std::size_t>(nb, 1);
   }
 
   static double sample_gamma(Rng& rng, double shape) {
