@@ -23,6 +23,8 @@ gives every gradient, theta's included.
 Cases:
   layer/*  one layer, input 5, hidden 6, batch 3, 9 steps, random y0 and h0; loss
            L = sum(y * gy) + sum(h * gh) + sum(trace * gt) with fixed random gy, gh, gt.
+  gru/*    EgruOptions::gru (a plain GRU, the dense baseline) against torch.nn.GRU, weights mapped from the
+           EvNN layout; y0 = h0 given; loss sum(y * gy).
   lm/*     the AWD-style LM without dropout: vocab 13, embedding 6, hidden 8, 3 layers (the last as wide as
            the embedding), decoder tied to the embedding with its own bias; batch 2, 7 tokens, zero state;
            log-probabilities [B*T, V] (batch-major rows, as EvNN's decoder) and the mean NLL of the next
@@ -178,11 +180,54 @@ def lm_case(out):
     return rates, min(margins)
 
 
+def gru_case(out):
+    """EgruOptions::gru (every unit emits y = h = c) against torch.nn.GRU with the weights mapped from the
+    EvNN layout ([u | r | g], W [in, 3H]) to PyTorch's ([r | z | n], weight_ih [3H, in])."""
+    gen = torch.Generator().manual_seed(99)
+    T, B, I, H = 6, 2, 4, 5
+
+    def rnd(*shape, lo=-1.0, hi=1.0):
+        return (torch.rand(*shape, generator=gen, dtype=DTYPE) * (hi - lo) + lo)
+
+    x = rnd(T, B, I)
+    W, R = rnd(I, 3 * H, lo=-0.7, hi=0.7), rnd(H, 3 * H, lo=-0.7, hi=0.7)
+    bx, br = rnd(3 * H, lo=-0.3, hi=0.3), rnd(3 * H, lo=-0.3, hi=0.3)
+    h0 = rnd(B, H, lo=-0.5, hi=0.5)
+    gy = rnd(T, B, H)
+
+    def reorder(m):  # [.., u | r | g] -> [.., r | u | g]
+        return torch.cat([m[..., H:2 * H], m[..., :H], m[..., 2 * H:]], dim=-1)
+
+    gru = torch.nn.GRU(I, H, dtype=DTYPE)
+    with torch.no_grad():
+        gru.weight_ih_l0.copy_(reorder(W).t())
+        gru.weight_hh_l0.copy_(reorder(R).t())
+        gru.bias_ih_l0.copy_(reorder(bx))
+        gru.bias_hh_l0.copy_(reorder(br))
+    xl = x.clone().requires_grad_(True)
+    y, _ = gru(xl, h0.unsqueeze(0))
+    loss = (y * gy).sum()
+    loss.backward()
+
+    def back(m):  # [.., r | u | g] -> [.., u | r | g]
+        return torch.cat([m[..., H:2 * H], m[..., :H], m[..., 2 * H:]], dim=-1)
+
+    for n, v in [("x", x), ("kernel", W), ("recurrent_kernel", R), ("bias", bx), ("recurrent_bias", br),
+                 ("h0", h0), ("gy", gy), ("y", y)]:
+        out.append(fmt("gru/" + n, v))
+    out.append(fmt("gru/grad_x", xl.grad))
+    out.append(fmt("gru/grad_kernel", back(gru.weight_ih_l0.grad.t())))
+    out.append(fmt("gru/grad_recurrent_kernel", back(gru.weight_hh_l0.grad.t())))
+    out.append(fmt("gru/grad_bias", back(gru.bias_ih_l0.grad)))
+    out.append(fmt("gru/grad_recurrent_bias", back(gru.bias_hh_l0.grad)))
+
+
 def build():
     torch.set_num_threads(1)
     out = ["# EGRU fixtures written by tests/reference/egru.py (float64). Do not edit.\n"]
     rate, margin = layer_case(out)
     lm_rates, lm_margin = lm_case(out)
+    gru_case(out)
     summary = ("layer firing rate %.3f (min |c-theta| %.3g); lm rates %s (min |c-theta| %.3g)"
                % (rate, margin, " ".join("%.3f" % r for r in lm_rates), lm_margin))
     return "".join(out), summary

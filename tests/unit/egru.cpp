@@ -265,3 +265,32 @@ TEST_CASE("EGRU: bad input throws spikelm::Error") {
   EgruLmConfig zero;
   CHECK_THROWS_AS(EgruLM<float>{zero}, Error);
 }
+
+TEST_CASE("conformance: EgruOptions::gru is torch.nn.GRU (the dense baseline)") {
+  const auto& f = fixtures();
+  const auto x = f["gru/x"].as<double>();
+  const std::size_t T_ = x.dim(0), B = x.dim(1), I = x.dim(2), H = f["gru/h0"].shape[1];
+  ParameterSet<double> ps;
+  EgruOptions opt;
+  opt.gru = true;
+  opt.mode = EgruMode::Dense;
+  EgruLayer<double> layer(ps, "", I, H, opt);
+  for (const char* n : {"kernel", "recurrent_kernel", "bias", "recurrent_bias"})
+    load(ps[n], std::string("gru/") + n);
+  layer.thr().value.fill(0.7); // unused in GRU mode
+  const auto h0 = f["gru/h0"].as<double>();
+  Tensor<double> y({T_, B, H});
+  EgruCache<double> cache;
+  layer.forward(x, h0, h0, y.view(), {}, {}, true, nullptr, &cache);
+  require_close(y.data(), f["gru/y"].values.data(), y.size(), 1e-10, 1e-12, "y");
+  EgruGrads<double> g;
+  layer.backward(cache, f["gru/gy"].as<double>(), {}, {}, g);
+  require_close(g.x.data(), f["gru/grad_x"].values.data(), g.x.size(), 1e-9, 1e-12, "dx");
+  require_close(g.kernel.data(), f["gru/grad_kernel"].values.data(), g.kernel.size(), 1e-9, 1e-12, "dW");
+  require_close(g.recurrent_kernel.data(), f["gru/grad_recurrent_kernel"].values.data(),
+                g.recurrent_kernel.size(), 1e-9, 1e-12, "dR");
+  require_close(g.bias.data(), f["gru/grad_bias"].values.data(), g.bias.size(), 1e-9, 1e-12, "dbx");
+  require_close(g.recurrent_bias.data(), f["gru/grad_recurrent_bias"].values.data(), g.recurrent_bias.size(),
+                1e-9, 1e-12, "dbr");
+  for (double v : g.thr) CHECK(v == 0.0);
+}

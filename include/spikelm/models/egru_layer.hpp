@@ -44,6 +44,8 @@ struct EgruOptions {
   double support = 1.0;     ///< s: the pseudo-derivative is non-zero for |c - theta| < 1 / s
   double zoneout = 0.0;     ///< zoneout probability (0: off)
   double dropconnect = 0.0; ///< DropConnect probability on R during training (0: off)
+  /// A plain GRU (the dense baseline): every unit emits y = h = c at every step, theta is unused.
+  bool gru = false;
   EgruMode mode = EgruMode::EventDriven;
 };
 
@@ -207,6 +209,7 @@ class EgruLayer {
     std::vector<T> trace(B * H, T(0));
     const T* thr = thr_->value.data();
     const T p_zone = static_cast<T>(opt_.zoneout);
+    const bool gru = opt_.gru;
     std::size_t events = 0;
     for (std::size_t t = 0; t < T_; ++t) {
       const T* yprev = cc.y.data() + t * B * H;
@@ -232,14 +235,15 @@ class EgruLayer {
             cv = (cv - hprev[j]) * zm[j] + hprev[j];
           else if (!training && p_zone > T(0))
             cv = p_zone * hprev[j] + (T(1) - p_zone) * cv;
-          const bool fire = cv > thr[j];
+          const bool fire = gru || cv > thr[j];
+          const T th = gru ? T(0) : thr[j];
           gt[j] = u;
           gt[H + j] = r;
           gt[2 * H + j] = g;
           qt[j] = q;
           ct[j] = cv;
           ynew[j] = fire ? cv : T(0);
-          hnew[j] = fire ? cv - thr[j] : cv;
+          hnew[j] = fire ? cv - th : cv;
         }
         collect_events(ynew, H, cc.events[(t + 1) * B + b]);
         events += cc.events[(t + 1) * B + b].size();
@@ -285,6 +289,7 @@ class EgruLayer {
     const T* thr = thr_->value.data();
     const T gamma = static_cast<T>(opt_.dampening), s = static_cast<T>(opt_.support);
     const T p_zone = static_cast<T>(opt_.zoneout);
+    const bool gru = opt_.gru;
     const bool dense = opt_.mode == EgruMode::Dense;
     Tensor<T> dp({T_ * B, G}, uninitialized), dq({B, G}, uninitialized);
     Tensor<T> dr_used({H, G});
@@ -310,11 +315,11 @@ class EgruLayer {
           dtc[j] = T(0.9) * dtr_total;
           const T dy_total = (dy.empty() ? T(0) : dy.data()[row * H + j]) + dyc[j] + T(0.1) * dtr_total;
           const T dh_total = (dh.empty() ? T(0) : dh.data()[row * H + j]) + dhc[j];
-          const T cv = ct[j], th = thr[j];
-          const T o = cv > th ? T(1) : T(0);
-          const T pd = gamma * std::max(T(0), T(1) - s * std::abs(cv - th));
+          const T cv = ct[j], th = gru ? T(0) : thr[j];
+          const T o = (gru || cv > th) ? T(1) : T(0);
+          const T pd = gru ? T(0) : gamma * std::max(T(0), T(1) - s * std::abs(cv - th));
           const T d_heavi = pd * (cv * dy_total - th * dh_total);
-          g.thr.data()[j] -= d_heavi + o * dh_total;
+          if (!gru) g.thr.data()[j] -= d_heavi + o * dh_total;
           T dc = o * dy_total + dh_total + d_heavi;
           T dh_prev;
           if (zm) {
@@ -346,7 +351,7 @@ class EgruLayer {
       for (std::size_t b = 0; b < B; ++b)
         for (std::size_t i = 0; i < H; ++i) {
           bool need = true;
-          if (tt > 0 && !dense) {
+          if (tt > 0 && !dense && !gru) {
             const T cv = cc.c.data()[((tt - 1) * B + b) * H + i];
             need = cv > thr[i] || s * std::abs(cv - thr[i]) < T(1);
           }
