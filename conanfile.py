@@ -51,6 +51,8 @@ class SpikelmConan(ConanFile):
         # Both are used in spikelm's public headers.
         self.requires("eigen/[>=3.4.0 <4]", transitive_headers=True)
         self.requires("xsimd/[>=8.1.0 <14]", transitive_headers=True)
+        # Used by the io/ headers (safetensors headers, vocabularies).
+        self.requires("nlohmann_json/[>=3.11 <4]", transitive_headers=True)
 
     def validate(self):
         from conan.tools.build import check_min_cppstd

@@ -7,6 +7,8 @@
 
 set(SPIKELM_MIN_EIGEN_VERSION 3.4.0)
 set(SPIKELM_MIN_XSIMD_VERSION 8.1.0)
+# nlohmann_json parses the safetensors headers and vocabularies in io/ (Debian 12: nlohmann-json3-dev 3.11.2).
+set(SPIKELM_MIN_NLOHMANN_JSON_VERSION 3.11.0)
 
 # _mode: "find_package" in the source tree, "find_dependency" in the installed config.
 macro(spikelm_find_dependencies)
@@ -39,6 +41,18 @@ macro(spikelm_find_dependencies)
     message(FATAL_ERROR "spikelm needs xsimd >= ${SPIKELM_MIN_XSIMD_VERSION}, found ${xsimd_VERSION} "
                         "in ${xsimd_DIR}")
   endif()
+  if(NOT TARGET nlohmann_json::nlohmann_json)
+    if(_spikelm_find STREQUAL "find_dependency")
+      find_dependency(nlohmann_json CONFIG)
+    else()
+      find_package(nlohmann_json CONFIG REQUIRED)
+    endif()
+  endif()
+  if(DEFINED nlohmann_json_VERSION AND nlohmann_json_VERSION VERSION_LESS SPIKELM_MIN_NLOHMANN_JSON_VERSION)
+    message(FATAL_ERROR "spikelm needs nlohmann_json >= ${SPIKELM_MIN_NLOHMANN_JSON_VERSION}, found "
+                        "${nlohmann_json_VERSION} in ${nlohmann_json_DIR}")
+  endif()
+
   if(TARGET xsimd)
     get_target_property(_spikelm_xsimd_links xsimd INTERFACE_LINK_LIBRARIES)
     if(_spikelm_xsimd_links AND "xtl" IN_LIST _spikelm_xsimd_links AND NOT TARGET xtl)

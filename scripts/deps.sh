@@ -6,7 +6,7 @@ set -euo pipefail
 
 SPIKELM_DEBIAN_PACKAGES=(
   cmake ninja-build g++ clang libomp-dev libclang-rt-14-dev
-  libeigen3-dev libxsimd-dev doctest-dev libbenchmark-dev
+  libeigen3-dev libxsimd-dev nlohmann-json3-dev doctest-dev libbenchmark-dev
   python3 python3-venv python3-pip
 )
 

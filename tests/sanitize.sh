@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds the unit tests with the given sanitizers in a separate build tree and runs them.
+# Builds the unit tests with the given sanitizers in a separate build tree (-O0 -g1: fastest to compile, still
+# symbolized) and runs them.
 # Usage: sanitize.sh SOURCE_DIR BUILD_DIR SANITIZERS   (e.g. address,undefined)
 set -euo pipefail
 src=$1 build=$2 san=$3
-cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPIKELM_SANITIZE="$san" \
+cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS="-O0 -g1" -DSPIKELM_SANITIZE="$san" \
   -DSPIKELM_WERROR=ON -DSPIKELM_BUILD_BENCHMARKS=OFF -DSPIKELM_BUILD_EXAMPLES=OFF \
   -DSPIKELM_PACKAGING_TESTS=OFF -DSPIKELM_HEADER_TESTS=OFF -DSPIKELM_SANITIZER_TESTS=OFF >/dev/null
 cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)"

@@ -36,4 +36,16 @@
 
 #include "train/optim.hpp"
 
+#include "io/checkpoint.hpp"
+#include "io/dataset.hpp"
+#include "io/file.hpp"
+#include "io/json.hpp"
+#include "io/safetensors.hpp"
+#include "io/tokenizer.hpp"
+#include "io/utf8.hpp"
+
+#include "models/egru_layer.hpp"
+#include "models/egru_lm.hpp"
+#include "models/spike_gpt.hpp"
+
 #endif // SPIKELM_SPIKELM_HPP

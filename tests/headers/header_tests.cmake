@@ -24,7 +24,7 @@ endif()
 # directories (/usr/include: where Debian's xsimd lives) are left out: naming them with -isystem reorders
 # the search path and breaks libstdc++'s #include_next under clang.
 set(_spikelm_dep_flags)
-foreach(_tgt Eigen3::Eigen xsimd)
+foreach(_tgt Eigen3::Eigen xsimd nlohmann_json::nlohmann_json)
   get_target_property(_dirs ${_tgt} INTERFACE_INCLUDE_DIRECTORIES)
   foreach(_d IN LISTS _dirs)
     if(NOT _d IN_LIST CMAKE_CXX_IMPLICIT_INCLUDE_DIRECTORIES AND NOT _d STREQUAL "/usr/include")

@@ -13,8 +13,10 @@
 SPIKELM_NAMESPACE_BEGIN
 
 /// The EGRU's event unit over a population of n units with thresholds theta[n]. Surrogate: the triangle
-/// pseudo-derivative (defaults gamma = 0.7, s = 1 as EvNN; the EGRU LM uses Triangle<ratio<18, 5>, ratio<18, 5>>).
-template <class T = float, class Surrogate = surrogate::Triangle<ratio<7, 10>, ratio<1>>, class Fire = fire::Greater>
+/// pseudo-derivative (defaults gamma = 0.7, s = 1 as EvNN; the EGRU LM uses Triangle<ratio<18, 5>, ratio<18,
+/// 5>>).
+template <class T = float, class Surrogate = surrogate::Triangle<ratio<7, 10>, ratio<1>>,
+          class Fire = fire::Greater>
 struct EgruThresholdUnit {
   using surrogate_policy = Surrogate;
 

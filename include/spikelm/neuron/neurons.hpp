@@ -208,16 +208,17 @@ class PLIF : public detail::DecayInputLIF<PLIF<T, Reset, Surrogate, Fire, Detach
 
 /// snnTorch's Leaky neuron (reset_delay, detached reset):
 ///   R = [V_{t-1} > theta] (no gradient);  V_t = beta V_{t-1} + I_t - R theta   (Subtract)
-///                                         V_t = beta (1 - R) V_{t-1} + I_t     (Hard<ratio<0>>, snnTorch "zero")
-///                                         V_t = beta V_{t-1} + I_t             (None)
+///                                         V_t = beta (1 - R) V_{t-1} + I_t     (Hard<ratio<0>>, snnTorch
+///                                         "zero") V_t = beta V_{t-1} + I_t             (None)
 ///   S_t = [V_t > theta].  beta is clamped to [0, 1] as snnTorch does. Parameter gradients: {theta, beta}.
 template <class T = float, class Reset = reset::Subtract, class Surrogate = surrogate::ATan<ratio<2>>,
           class Fire = fire::Greater>
 class Leaky : public NeuronBase<Leaky<T, Reset, Surrogate, Fire>, T, 1, 2, 2> {
   static_assert(detail::reset_is_valid<Reset>,
                 "Leaky: Reset must be reset::Subtract, reset::Hard<ratio<0>> or None");
-  static_assert(detail::reset_potential<Reset>() == 0.0f,
-                "Leaky: snnTorch's zero reset is reset::Hard<ratio<0>>; other reset potentials do not exist there");
+  static_assert(
+      detail::reset_potential<Reset>() == 0.0f,
+      "Leaky: snnTorch's zero reset is reset::Hard<ratio<0>>; other reset potentials do not exist there");
 
  public:
   using reset_policy = Reset;

@@ -135,6 +135,8 @@ class SGD : public OptimizerBase<T> {
   }
   /// Momentum buffers, flat in parameter order (empty before the first step or without momentum).
   [[nodiscard]] std::vector<T>& momentum_buffer() noexcept { return momentum_; }
+  [[nodiscard]] const std::vector<T>& momentum_buffer() const noexcept { return momentum_; }
+  [[nodiscard]] const Options& options() const noexcept { return opt_; }
 
  private:
   Options opt_;
@@ -193,6 +195,8 @@ class Adam : public OptimizerBase<T> {
   /// First and second moments, flat in parameter order.
   [[nodiscard]] std::vector<T>& first_moment() noexcept { return m_; }
   [[nodiscard]] std::vector<T>& second_moment() noexcept { return v_; }
+  [[nodiscard]] const std::vector<T>& first_moment() const noexcept { return m_; }
+  [[nodiscard]] const std::vector<T>& second_moment() const noexcept { return v_; }
   [[nodiscard]] const Options& options() const noexcept { return opt_; }
 
  private:
