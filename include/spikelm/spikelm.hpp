@@ -34,6 +34,7 @@
 #include "equilibrium/solvers.hpp"
 #include "equilibrium/spiking_layer.hpp"
 
+#include "train/guard.hpp"
 #include "train/optim.hpp"
 
 #include "io/checkpoint.hpp"
@@ -47,5 +48,12 @@
 #include "models/egru_layer.hpp"
 #include "models/egru_lm.hpp"
 #include "models/spike_gpt.hpp"
+
+#include "metrics/egru.hpp"
+#include "metrics/energy.hpp"
+#include "metrics/firing.hpp"
+#include "metrics/ops.hpp"
+#include "metrics/perplexity.hpp"
+#include "metrics/report.hpp"
 
 #endif // SPIKELM_SPIKELM_HPP
