@@ -55,5 +55,6 @@
 #include "metrics/ops.hpp"
 #include "metrics/perplexity.hpp"
 #include "metrics/report.hpp"
+#include "metrics/spike_gpt.hpp"
 
 #endif // SPIKELM_SPIKELM_HPP

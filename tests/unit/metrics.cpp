@@ -9,6 +9,7 @@
 #include <spikelm/metrics/ops.hpp>
 #include <spikelm/metrics/perplexity.hpp>
 #include <spikelm/metrics/report.hpp>
+#include <spikelm/metrics/spike_gpt.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -312,6 +313,102 @@ TEST_CASE("EGRU LM per-layer counts match the events of a known forward") {
   CHECK(rep.rows().size() == 4);
   CHECK(rep.per_token(rep.row("rnns.0").mac) == doctest::Approx(static_cast<double>(ops[0].mac) / N));
   CHECK(rep.dense_ratio() > 1.0);
+}
+
+TEST_CASE("SpikeGPT ops from given spike counts") {
+  SpikeGptConfig cfg;
+  cfg.vocab = 7;
+  cfg.layers = 2;
+  cfg.d_model = 4; // ffn hidden 16
+  cfg.context = 8;
+  SpikeGptActivity a;
+  a.tokens = 5;
+  a.embedding_bits = 9;
+  a.spikes = {{3, 4}, {2, 6}};
+  const auto ops = spike_gpt_ops(cfg, a);
+  REQUIRE(ops.size() == 5);
+  CHECK(ops[0].name == "blocks.0.att");
+  CHECK(ops[3].name == "blocks.1.ffn");
+  CHECK(ops[4].name == "head");
+  const std::uint64_t N = 5, d = 4, h = 16, V = 7;
+  // layer 0 TimeMix reads the 9 embedding bits: k, v, r are 3 shifted projections d -> d
+  CHECK(ops[0].ac == 3 * 2 * 9 * d);
+  CHECK(ops[0].mac == 3 * 8 * N * d + N * d * d);
+  CHECK(ops[0].dense_mac == 4 * N * d * d);
+  // layer 0 ChannelMix reads 9 + 3 (LIF1): key d -> 4d and receptance d -> d shifted, value 4d -> d real
+  CHECK(ops[1].ac == 2 * 12 * h + 2 * 12 * d);
+  CHECK(ops[1].mac == 8 * N * h + 8 * N * d + N * h * d);
+  CHECK(ops[1].dense_mac == N * d * h + N * d * d + N * h * d);
+  CHECK(ops[2].ac == 3 * 2 * 16 * d);          // 9 + 3 + 4
+  CHECK(ops[3].ac == 2 * 18 * h + 2 * 18 * d); // + 2
+  CHECK(ops[4].ac == 24 * V);                  // + 6: the whole stream, no shift
+  CHECK(ops[4].mac == 4 * N * V);
+  CHECK(ops[4].dense_mac == N * d * V);
+
+  OpsCounter counter;
+  FiringRateMonitor rates;
+  record_spike_gpt(cfg, a, counter, &rates);
+  CHECK(counter.tokens() == N);
+  CHECK(counter.layer("blocks.1.ffn").ac == ops[3].ac);
+  CHECK(rates.rate("emb") == doctest::Approx(9.0 / 20.0));
+  CHECK(rates.rate("blocks.1.lif2") == doctest::Approx(6.0 / 20.0));
+
+  SpikeGptActivity twice = a;
+  twice += a;
+  CHECK(twice.tokens == 10);
+  CHECK(twice.spikes[1][1] == 12);
+
+  SpikeGptActivity bad = a;
+  bad.spikes.pop_back();
+  CHECK_THROWS_WITH_AS(spike_gpt_ops(cfg, bad), doctest::Contains("activity of 1 layers"), Error);
+  CHECK_THROWS_AS(twice += bad, Error);
+  bad = a;
+  bad.spikes[0][1] = 21;
+  CHECK_THROWS_WITH_AS(spike_gpt_ops(cfg, bad), doctest::Contains("21"), Error);
+}
+
+TEST_CASE("SpikeGPT activity from a forward counts the embedding bits and LIF spikes") {
+  SpikeGptConfig cfg;
+  cfg.vocab = 9;
+  cfg.layers = 2;
+  cfg.d_model = 8;
+  cfg.context = 16;
+  cfg.dropout = 0.0;
+  SpikeGPT<double> model(cfg);
+  Rng rng(5);
+  model.reset_parameters(rng);
+  model.parameters().for_each([](Parameter<double>& p) { // larger projections, so that the LIFs fire
+    if (p.value.shape().rank() == 2 && p.name != "emb.weight")
+      for (double& v : p.value) v *= 4.0;
+  });
+  const std::vector<std::int64_t> tokens{1, 4, 2, 8, 0, 3, 3, 5, 7, 6, 2, 1}; // B 2, T 6
+  const std::size_t B = 2, T_ = 6;
+  Tape<double> tape;
+  NoGradGuard ng;
+  (void)model.logits(tape, tokens, B, false);
+  const SpikeGptActivity par = spike_gpt_activity(model, B * T_);
+  // embedding bits by hand: H(E[token]) = [E >= 0]
+  std::uint64_t bits = 0;
+  const auto& emb = model.parameters()["emb.weight"].value;
+  for (std::int64_t t : tokens)
+    for (std::size_t c = 0; c < cfg.d_model; ++c) bits += emb(static_cast<std::size_t>(t), c) >= 0.0;
+  CHECK(par.embedding_bits == bits);
+  CHECK(par.tokens == B * T_);
+  std::uint64_t total = 0;
+  for (const auto& s : par.spikes) total += s[0] + s[1];
+  CHECK(total > 0);
+
+  // the recurrent mode, token by token, gives the same counts
+  SpikeGptActivity rec;
+  SpikeGptState<double> state = model.initial_state(B);
+  for (std::size_t t = 0; t < T_; ++t) {
+    const std::vector<std::int64_t> step{tokens[t], tokens[T_ + t]};
+    (void)model.step(step, state);
+    rec += spike_gpt_activity(model, B);
+  }
+  CHECK(rec.tokens == par.tokens);
+  CHECK(rec.embedding_bits == par.embedding_bits);
+  CHECK(rec.spikes == par.spikes);
 }
 
 namespace {

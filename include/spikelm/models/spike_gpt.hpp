@@ -648,6 +648,9 @@ class SpikeGPT {
   [[nodiscard]] const Neuron& neuron_model() const noexcept { return lif_; }
   /// Firing rates {LIF1, LIF2} per layer of the last logits() or step() call.
   [[nodiscard]] const std::vector<std::array<double, 2>>& firing_rates() const noexcept { return rates_; }
+  /// Fraction of the binary embedding's bits H(E[token]) that are 1, over the tokens of the last logits() or
+  /// step() call.
+  [[nodiscard]] double embedding_rate() const noexcept { return embedding_rate_; }
 
   /// Copies `value` into parameter `name`; per-channel vectors may come as [1, 1, d] (the reference's
   /// time_mix_* layout).
@@ -686,6 +689,7 @@ class SpikeGPT {
 
     Var<T> x = embedding(tape.param(*emb_), std::span<const std::int64_t>(ids));
     x = spike<EmbeddingSurrogate, fire::GreaterEqual>(x, T(0));
+    embedding_rate_ = static_cast<double>(simd::sum(x.value().data(), x.value().size())) / neurons;
     x = reshape(layer_norm(x, tape.param(*blocks_[0].ln0w), tape.param(*blocks_[0].ln0b)), {steps, batch, d});
     for (std::size_t l = 0; l < cfg_.layers; ++l) {
       Block& bp = blocks_[l];
@@ -774,6 +778,7 @@ class SpikeGPT {
       for (std::size_t c = 0; c < d; ++c)
         x.data()[b * d + c] =
             fire::GreaterEqual::test(emb[static_cast<std::size_t>(tokens[b]) * d + c], T(0)) ? T(1) : T(0);
+    embedding_rate_ = static_cast<double>(simd::sum(x.data(), n)) / static_cast<double>(n);
     norm(x, *blocks_[0].ln0w, *blocks_[0].ln0b, x);
     auto mix = [&](const Tensor<T>& cur, const Tensor<T>& prev, const Parameter<T>& mu) {
       const T* m = mu.value.data();
@@ -879,6 +884,7 @@ class SpikeGPT {
   Parameter<T>* lnob_ = nullptr;
   Parameter<T>* head_ = nullptr;
   std::vector<std::array<double, 2>> rates_;
+  double embedding_rate_ = 0.0;
 };
 
 SPIKELM_NAMESPACE_END
