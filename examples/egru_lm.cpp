@@ -4,7 +4,7 @@
 //                    [--lr X] [--seed S] [--gru] [--dense] [--dropout P] [--out W.safetensors]
 //                    [--checkpoint C.safetensors] [--every N] [--resume C.safetensors] [--eval-chars N]
 //   egru_lm eval     --weights W [--data FILE] [--split validation|test] [--eval-chars N]
-//   egru_lm generate --weights W [--prompt TEXT] [--length N] [--temperature X] [--seed S]
+//   egru_lm generate --weights W [--prompt TEXT] [--length N] [--temperature X] [--top-p P] [--seed S]
 //   egru_lm logits   --weights W --tokens 3,1,4,1 --out OUT.safetensors
 //
 // The text (default: examples/data/kjv.txt, the bundled King James Bible) is split 90/5/5 into train,
@@ -14,67 +14,20 @@
 // the same size (the dense baseline). Weights are written as safetensors under EvNN's parameter names, with
 // the character vocabulary and the configuration in the metadata. Each command prints perplexity, bits per
 // character and the activity sparsity of every layer (fraction of y = 0); training also prints the backward
-// sparsity.
-#include <spikelm/spikelm.hpp>
+// sparsity. eval, and train after its last evaluation, then print a table of each layer's firing rate (1 -
+// activity sparsity), synaptic operations and energy per token and its dense-equivalent ratio (metrics/,
+// docs/metrics.md).
+#include "common.hpp"
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
 namespace {
-using namespace spikelm;
-using Clock = std::chrono::steady_clock;
-
-struct Args {
-  std::map<std::string, std::string> kv;
-  std::string get(const std::string& k, const std::string& def) const {
-    auto it = kv.find(k);
-    return it == kv.end() ? def : it->second;
-  }
-  bool has(const std::string& k) const { return kv.count(k) != 0; }
-  std::size_t size(const std::string& k, std::size_t def) const {
-    return has(k) ? static_cast<std::size_t>(std::stoull(kv.at(k))) : def;
-  }
-  double real(const std::string& k, double def) const { return has(k) ? std::stod(kv.at(k)) : def; }
-};
-
-Args parse(int argc, char** argv, int first) {
-  Args a;
-  for (int i = first; i < argc; ++i) {
-    std::string k = argv[i];
-    check(k.rfind("--", 0) == 0, "egru_lm: expected an option, got '", k, "'");
-    k = k.substr(2);
-    if (k == "gru" || k == "dense") {
-      a.kv[k] = "1";
-      continue;
-    }
-    check(i + 1 < argc, "egru_lm: option --", k, " needs a value");
-    a.kv[k] = argv[++i];
-  }
-  return a;
-}
-
-std::string default_data() {
-  return std::string(SPIKELM_EXAMPLES_DATA_DIR) + "/kjv.txt";
-}
-
-struct Corpus {
-  CharTokenizer vocab;
-  TokenSplits splits;
-};
-
-Corpus load_corpus(const std::string& path, const CharTokenizer* vocab = nullptr) {
-  const std::string text = read_text_file(path);
-  Corpus c{vocab ? *vocab : CharTokenizer::from_text(text), {}};
-  const auto ids = c.vocab.encode(text);
-  c.splits = split_tokens(ids, 0.05, 0.05);
-  return c;
-}
+using namespace spikelm_examples;
 
 std::map<std::string, std::string> config_metadata(const EgruLmConfig& cfg, const CharTokenizer& vocab) {
   return {{"model", "egru_lm"},
@@ -126,6 +79,8 @@ struct EvalResult {
   double nll = 0; ///< mean negative log-likelihood (nats per character)
   std::size_t count = 0;
   std::vector<double> sparsity;
+  OpsCounter ops;          ///< synaptic operations per layer (metrics/egru.hpp)
+  FiringRateMonitor rates; ///< events per layer: firing rate = 1 - activity sparsity
 };
 
 EvalResult evaluate(EgruLM<float>& lm, std::span<const TokenId> tokens, std::size_t context) {
@@ -141,6 +96,7 @@ EvalResult evaluate(EgruLM<float>& lm, std::span<const TokenId> tokens, std::siz
     for (std::size_t t = 0; t < len; ++t)
       res.nll -= static_cast<double>(logp.value()(t, static_cast<std::size_t>(tokens[s + t + 1])));
     res.count += len;
+    record_egru_lm(lm, res.ops, &res.rates);
     for (std::size_t l = 0; l < L; ++l) {
       zeros[l] += lm.activity()[l].unit_steps - lm.activity()[l].events;
       steps[l] += lm.activity()[l].unit_steps;
@@ -159,6 +115,14 @@ void print_eval(const char* what, const EvalResult& e) {
   std::printf("\n");
 }
 
+/// Per-layer firing rates, synaptic operations and energy per token of an evaluation (docs/metrics.md).
+void print_metrics(const EvalResult& e) {
+  if (e.ops.tokens() == 0) return;
+  const MetricsReport rep = make_report(e.ops, &e.rates);
+  std::printf("%s", rep.table().c_str());
+  std::printf("dense-equivalent energy / event-driven energy: %.2fx\n", rep.dense_ratio());
+}
+
 int cmd_train(const Args& a) {
   const std::string data = a.get("data", default_data());
   const Corpus corpus = load_corpus(data);
@@ -168,6 +132,8 @@ int cmd_train(const Args& a) {
   cfg.hidden = a.size("hidden", 256);
   cfg.layers = a.size("layers", 3);
   cfg.thr_mean = a.real("thr-mean", cfg.thr_mean);
+  cfg.cell.dampening = a.real("dampening", cfg.cell.dampening);
+  cfg.cell.support = a.real("support", cfg.cell.support);
   const double p = a.real("dropout", 0.1);
   cfg.dropout_embedding = p;
   cfg.dropout_forward = p;
@@ -182,7 +148,11 @@ int cmd_train(const Args& a) {
   EgruLM<float> lm(cfg);
   Rng init(seed);
   lm.reset_parameters(init);
-  AdamW<float> opt(lm.parameters(), {.lr = a.real("lr", 3e-3), .weight_decay = 1e-6});
+  if (a.has("freeze-thr"))
+    for (std::size_t l = 0; l < cfg.layers; ++l)
+      lm.parameters()["rnns." + std::to_string(l) + ".thr"].requires_grad = false;
+  AdamW<float> opt(lm.parameters(),
+                   {.lr = a.real("lr", 3e-3), .beta1 = a.real("beta1", 0.9), .weight_decay = 1e-6});
   opt.set_schedule(schedule::warmup_cosine(steps / 20 + 1, steps, 0.1));
   CheckpointState st;
   st.rngs["data"] = Rng(seed + 1000);
@@ -203,12 +173,14 @@ int cmd_train(const Args& a) {
   const auto t0 = Clock::now();
   double smoothed = 0;
   const std::size_t first_step = static_cast<std::size_t>(st.step);
+  EvalResult last_eval;
   for (std::size_t step = first_step; step < steps; ++step) {
     const WindowBatch wb = random_windows(corpus.splits.train, bptt, batch, st.rngs["data"]);
     Tape<float> tape;
     lm.parameters().zero_grad();
     const auto loss = lm.loss(tape, wb.inputs.span(), wb.targets.span(), batch, true, &st.rngs["dropout"]);
     tape.backward(loss);
+    check_finite_step(step, loss.value().data()[0], lm.parameters());
     clip_grad_norm(lm.parameters(), 0.25);
     opt.step();
     const double lv = loss.value().data()[0];
@@ -227,7 +199,8 @@ int cmd_train(const Args& a) {
       std::fflush(stdout);
     }
     if ((step + 1) % every == 0 || last) {
-      print_eval("  validation", evaluate(lm, valid, bptt));
+      last_eval = evaluate(lm, valid, bptt);
+      print_eval("  validation", last_eval);
       if (a.has("checkpoint")) {
         st.step = step + 1;
         save_checkpoint(a.get("checkpoint", ""), lm.parameters(), opt, st);
@@ -238,6 +211,7 @@ int cmd_train(const Args& a) {
   save_parameters(lm.parameters(), out, config_metadata(cfg, corpus.vocab));
   std::printf("wrote %s (%.1f s of training)\n", out.c_str(),
               std::chrono::duration<double>(Clock::now() - t0).count());
+  print_metrics(last_eval);
   return 0;
 }
 
@@ -249,7 +223,9 @@ int cmd_eval(const Args& a) {
   const auto& toks = split == "test" ? corpus.splits.test : corpus.splits.validation;
   const auto span =
       std::span<const TokenId>(toks).first(std::min(a.size("eval-chars", toks.size()), toks.size()));
-  print_eval(split.c_str(), evaluate(*m.lm, span, 128));
+  const EvalResult e = evaluate(*m.lm, span, 128);
+  print_eval(split.c_str(), e);
+  print_metrics(e);
   return 0;
 }
 
@@ -257,8 +233,9 @@ int cmd_generate(const Args& a) {
   Loaded m = load_model(a.get("weights", "egru_lm.safetensors"));
   const std::string prompt = a.get("prompt", "In the beginning");
   const std::size_t length = a.size("length", 300);
-  const double temperature = a.real("temperature", 0.8);
+  const double temperature = a.real("temperature", 0.8), top_p = a.real("top-p", 1.0);
   check(temperature > 0, "egru_lm generate: --temperature must be positive");
+  check(top_p > 0 && top_p <= 1, "egru_lm generate: --top-p must be in (0, 1]");
   Rng rng(a.size("seed", 7));
   std::vector<TokenId> ids = m.vocab.encode(prompt);
   check(!ids.empty(), "egru_lm generate: the prompt is empty");
@@ -268,22 +245,12 @@ int cmd_generate(const Args& a) {
   auto logp = m.lm->forward(tape, ids, 1, false, nullptr, &state, true);
   std::vector<TokenId> out;
   const std::size_t V = m.lm->config().vocab;
+  Tape<float> tp; // outlives the loop: logp must stay readable until the next forward
   for (std::size_t i = 0; i < length; ++i) {
     const float* row = logp.value().data() + (logp.value().dim(0) - 1) * V;
-    std::vector<double> w(V);
-    double mx = -1e300, total = 0;
-    for (std::size_t v = 0; v < V; ++v) mx = std::max(mx, static_cast<double>(row[v]) / temperature);
-    for (std::size_t v = 0; v < V; ++v)
-      total += w[v] = std::exp(static_cast<double>(row[v]) / temperature - mx);
-    double u = rng.uniform<double>() * total;
-    TokenId next = static_cast<TokenId>(V - 1);
-    for (std::size_t v = 0; v < V; ++v)
-      if ((u -= w[v]) <= 0) {
-        next = static_cast<TokenId>(v);
-        break;
-      }
+    const TokenId next = sample_token(std::span<const float>(row, V), temperature, top_p, rng);
     out.push_back(next);
-    Tape<float> tp;
+    tp.clear();
     logp = m.lm->forward(tp, std::span<const TokenId>(&out.back(), 1), 1, false, nullptr, &state, true);
   }
   std::printf("%s%s\n", prompt.c_str(), m.vocab.decode(out).c_str());
@@ -293,10 +260,7 @@ int cmd_generate(const Args& a) {
 int cmd_logits(const Args& a) {
   Loaded m = load_model(a.get("weights", "egru_lm.safetensors"));
   check(a.has("tokens") && a.has("out"), "egru_lm logits: needs --tokens 3,1,4 and --out OUT.safetensors");
-  std::vector<TokenId> ids;
-  std::stringstream ss(a.get("tokens", ""));
-  for (std::string tok; std::getline(ss, tok, ',');) ids.push_back(std::stoll(tok));
-  check(!ids.empty(), "egru_lm logits: --tokens is empty");
+  const std::vector<TokenId> ids = parse_token_list(a.get("tokens", ""));
   NoGradGuard ng;
   Tape<float> tape;
   const auto logp = m.lm->forward(tape, ids, 1, false);
@@ -317,7 +281,7 @@ int cmd_logits(const Args& a) {
 int main(int argc, char** argv) {
   try {
     const std::string cmd = argc > 1 ? argv[1] : "";
-    const Args a = parse(argc, argv, 2);
+    const Args a = parse_args(argc, argv, 2, {"gru", "dense", "freeze-thr"});
     if (cmd == "train") return cmd_train(a);
     if (cmd == "eval") return cmd_eval(a);
     if (cmd == "generate") return cmd_generate(a);
