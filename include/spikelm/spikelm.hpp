@@ -45,9 +45,11 @@
 #include "io/tokenizer.hpp"
 #include "io/utf8.hpp"
 
+#include "models/bert.hpp"
 #include "models/egru_layer.hpp"
 #include "models/egru_lm.hpp"
 #include "models/spike_gpt.hpp"
+#include "models/spiking_bert.hpp"
 
 #include "metrics/egru.hpp"
 #include "metrics/energy.hpp"

@@ -7,6 +7,7 @@
 #include "../config.hpp"
 #include "../core/error.hpp"
 #include "../core/linalg.hpp"
+#include "../core/parallel.hpp"
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
 #include "../neuron/multistep.hpp"
@@ -585,6 +586,120 @@ Var<T> embedding(const Var<T>& table, std::span<const std::int64_t> ids) {
     for (std::size_t i = 0; i < idv.size(); ++i)
       simd::add(dt + static_cast<std::size_t>(idv[i]) * d, dy.data() + i * d,
                 dt + static_cast<std::size_t>(idv[i]) * d, d);
+  });
+}
+
+// ---- multi-head attention
+// -----------------------------------------------------------------------------------
+
+namespace detail {
+template <class T>
+using StridedMap = Eigen::Map<RowMajorMatrix<T>, 0, Eigen::OuterStride<>>;
+template <class T>
+using ConstStridedMap = Eigen::Map<const RowMajorMatrix<T>, 0, Eigen::OuterStride<>>;
+/// Head h of a [L, D] row block (columns [h dh, (h + 1) dh), row stride D).
+template <class T>
+ConstStridedMap<T> head_of(const T* base, std::size_t rows, std::size_t dh, std::size_t ld) {
+  return ConstStridedMap<T>(base, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(dh),
+                            Eigen::OuterStride<>(static_cast<Eigen::Index>(ld)));
+}
+template <class T>
+StridedMap<T> head_of(T* base, std::size_t rows, std::size_t dh, std::size_t ld) {
+  return StridedMap<T>(base, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(dh),
+                       Eigen::OuterStride<>(static_cast<Eigen::Index>(ld)));
+}
+inline void check_heads(const Shape& s, std::size_t heads, const char* fn) {
+  check(s.rank() == 3, fn, ": needs [batch, length, heads x head_dim], got ", s);
+  check(heads > 0 && s[2] % heads == 0, fn, ": width ", s[2], " does not split into ", heads, " heads");
+}
+} // namespace detail
+
+/// Attention scores per head: q [B, Lq, D], k [B, Lk, D] with D = heads x d_head (head h owns columns
+/// [h d_head, (h + 1) d_head)); returns S [B, heads, Lq, Lk] with S[b, h] = scale q_h k_h^T + key_bias[b, :].
+/// key_bias (empty, or B x Lk values, e.g. BERT's (1 - mask) x -10000) takes no gradient.
+template <class T>
+Var<T> attention_scores(const Var<T>& q, const Var<T>& k, std::size_t heads, T scale,
+                        std::span<const T> key_bias = {}) {
+  Tape<T>& tape = q.tape();
+  tape.check_var(k);
+  const auto qv = q.value(), kv = k.value();
+  detail::check_heads(qv.shape(), heads, "attention_scores");
+  detail::check_heads(kv.shape(), heads, "attention_scores");
+  check(qv.dim(0) == kv.dim(0) && qv.dim(2) == kv.dim(2), "attention_scores: q ", qv.shape(), " and k ",
+        kv.shape(), " do not match");
+  const std::size_t B = qv.dim(0), Lq = qv.dim(1), Lk = kv.dim(1), D = qv.dim(2), dh = D / heads;
+  check(key_bias.empty() || key_bias.size() == B * Lk, "attention_scores: key_bias has ", key_bias.size(),
+        " values, expected ", B * Lk, " (batch x key length)");
+  Tensor<T> s({B, heads, Lq, Lk}, uninitialized);
+  parallel_for(B * heads, Lq * Lk * dh, [&](std::size_t bh) {
+    const std::size_t b = bh / heads, h = bh % heads;
+    MatrixMap<T> S(s.data() + bh * Lq * Lk, static_cast<Eigen::Index>(Lq), static_cast<Eigen::Index>(Lk));
+    S.noalias() = scale * detail::head_of(qv.data() + b * Lq * D + h * dh, Lq, dh, D) *
+                  detail::head_of(kv.data() + b * Lk * D + h * dh, Lk, dh, D).transpose();
+    if (!key_bias.empty())
+      for (std::size_t i = 0; i < Lq; ++i)
+        simd::add(s.data() + (bh * Lq + i) * Lk, key_bias.data() + b * Lk, s.data() + (bh * Lq + i) * Lk, Lk);
+  });
+  const std::size_t qi = q.index(), ki = k.index();
+  return tape.push(std::move(s), {q, k}, [=](Tape<T>& tp, std::size_t self) {
+    const auto ds = tp.grad(self);
+    const auto qval = tp.value(qi), kval = tp.value(ki);
+    T* dq = tp.requires_grad(qi) ? detail::zeroed_slot(tp, qi, B * Lq * D) : nullptr;
+    T* dk = tp.requires_grad(ki) ? detail::zeroed_slot(tp, ki, B * Lk * D) : nullptr;
+    // heads of one sequence write disjoint columns, so (b, h) tasks never share memory
+    parallel_for(B * heads, Lq * Lk * dh * 2, [&](std::size_t bh) {
+      const std::size_t b = bh / heads, h = bh % heads;
+      MatrixMap<const T> dS(ds.data() + bh * Lq * Lk, static_cast<Eigen::Index>(Lq),
+                            static_cast<Eigen::Index>(Lk));
+      if (dq)
+        detail::head_of(dq + b * Lq * D + h * dh, Lq, dh, D).noalias() +=
+            scale * dS * detail::head_of(kval.data() + b * Lk * D + h * dh, Lk, dh, D);
+      if (dk)
+        detail::head_of(dk + b * Lk * D + h * dh, Lk, dh, D).noalias() +=
+            scale * dS.transpose() * detail::head_of(qval.data() + b * Lq * D + h * dh, Lq, dh, D);
+    });
+  });
+}
+
+/// Attention output: p [B, heads, Lq, Lk] (weights, e.g. softmax of attention_scores), v [B, Lk, D];
+/// returns [B, Lq, D] with out[b, :, head h] = p[b, h] v_h (the heads concatenated in order).
+template <class T>
+Var<T> attention_context(const Var<T>& p, const Var<T>& v, std::size_t heads) {
+  Tape<T>& tape = p.tape();
+  tape.check_var(v);
+  const auto pv = p.value(), vv = v.value();
+  detail::check_heads(vv.shape(), heads, "attention_context");
+  check(pv.rank() == 4 && pv.dim(0) == vv.dim(0) && pv.dim(1) == heads && pv.dim(3) == vv.dim(1),
+        "attention_context: weights ", pv.shape(), " do not match values ", vv.shape(), " and ", heads,
+        " heads ([B, heads, Lq, Lk] and [B, Lk, D])");
+  const std::size_t B = vv.dim(0), Lk = vv.dim(1), D = vv.dim(2), Lq = pv.dim(2), dh = D / heads;
+  Tensor<T> out({B, Lq, D}, uninitialized);
+  parallel_for(B * heads, Lq * Lk * dh, [&](std::size_t bh) {
+    const std::size_t b = bh / heads, h = bh % heads;
+    MatrixMap<const T> P(pv.data() + bh * Lq * Lk, static_cast<Eigen::Index>(Lq),
+                         static_cast<Eigen::Index>(Lk));
+    detail::head_of(out.data() + b * Lq * D + h * dh, Lq, dh, D).noalias() =
+        P * detail::head_of(vv.data() + b * Lk * D + h * dh, Lk, dh, D);
+  });
+  const std::size_t pi = p.index(), vi = v.index();
+  return tape.push(std::move(out), {p, v}, [=](Tape<T>& tp, std::size_t self) {
+    const auto dout = tp.grad(self);
+    const auto pval = tp.value(pi), vval = tp.value(vi);
+    T* dp = tp.requires_grad(pi) ? detail::zeroed_slot(tp, pi, B * heads * Lq * Lk) : nullptr;
+    T* dv = tp.requires_grad(vi) ? detail::zeroed_slot(tp, vi, B * Lk * D) : nullptr;
+    parallel_for(B * heads, Lq * Lk * dh * 2, [&](std::size_t bh) {
+      const std::size_t b = bh / heads, h = bh % heads;
+      const auto dO = detail::head_of(dout.data() + b * Lq * D + h * dh, Lq, dh, D);
+      if (dp)
+        MatrixMap<T>(dp + bh * Lq * Lk, static_cast<Eigen::Index>(Lq), static_cast<Eigen::Index>(Lk))
+            .noalias() += dO * detail::head_of(vval.data() + b * Lk * D + h * dh, Lk, dh, D).transpose();
+      if (dv)
+        detail::head_of(dv + b * Lk * D + h * dh, Lk, dh, D).noalias() +=
+            MatrixMap<const T>(pval.data() + bh * Lq * Lk, static_cast<Eigen::Index>(Lq),
+                               static_cast<Eigen::Index>(Lk))
+                .transpose() *
+            dO;
+    });
   });
 }
 
