@@ -4,9 +4,10 @@
 # python3's standard library); then checks that bad input (a weights file of another architecture, token ids
 # outside the vocabulary, a sequence longer than the context, a missing file, an unknown option) fails with a
 # non-zero status and a message. spikegpt also resumes from a checkpoint and loads a reference-style weights
-# file (no vocabulary in the metadata) with --vocab vocab.json in SpikeGPT's UTF-16 format.
+# file (no vocabulary in the metadata) with --vocab vocab.json in SpikeGPT's UTF-16 format. spiking_bert
+# trains a tiny teacher, distils a student, trains one with feedback, and runs eval, predict, logits, hidden.
 #
-#   smoke_test.sh spikegpt|egru_lm PROGRAM WORK_DIR
+#   smoke_test.sh spikegpt|egru_lm|spiking_bert PROGRAM WORK_DIR
 set -uo pipefail
 kind=$1 prog=$2 work=$3
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
@@ -76,6 +77,7 @@ print("logits file OK:", sys.argv[1], sorted(h))
 EOF
 }
 
+printf 'x' >other_short.safetensors
 # A safetensors file that is neither model: one tensor "x".
 py <<'EOF'
 import json, struct
@@ -147,6 +149,41 @@ elif [ "$kind" = egru_lm ]; then
   expect_error "egru_lm:" "$prog" logits --weights w.safetensors --tokens 1,100000 --out x.safetensors
   expect_error "cannot open" "$prog" generate --weights missing.safetensors
   expect_error "usage:" "$prog" bogus
+elif [ "$kind" = spiking_bert ]; then
+  run "$prog" teacher --out t.safetensors --layers 1 --width 16 --heads 2 --ffn 32 --steps 3 --batch 4
+  run "$prog" distill --teacher t.safetensors --out s.safetensors --layers 1 --T 4 --general-steps 2 \
+    --task-steps 2 --pred-steps 2 --batch 4
+  run "$prog" train --teacher t.safetensors --out fb.safetensors --layers 1 --T 4 --steps 2 --batch 4 --feedback 1
+  run "$prog" eval --weights s.safetensors --T 4 >eval.log
+  cat eval.log
+  grep -q "dev accuracy" eval.log && grep -q "AC +" eval.log || die "eval printed no accuracy or operation report"
+  run "$prog" eval --weights fb.safetensors --T 4 --split test
+  run "$prog" eval --weights t.safetensors --split test
+  run "$prog" predict --weights s.safetensors --text "And God said, Let there be light" --T 4
+  run "$prog" logits --weights fb.safetensors --tokens 2,5,3 --T 4 --out logits.safetensors
+  py <<EOF
+$read_st
+h, _, _ = read("logits.safetensors")
+assert h["logits"]["shape"] == [6], h["logits"]
+assert h["rates.E"]["shape"] == [3, 16] and h["rates.0.IM"]["shape"] == [3, 32], sorted(h)
+print("logits file OK:", sorted(h))
+EOF
+  run "$prog" hidden --teacher t.safetensors --tokens 2,5,3 --out hidden.safetensors
+  py <<EOF
+$read_st
+h, _, _ = read("hidden.safetensors")
+assert len(h) == 2 and all(t["shape"] == [3, 16] for t in h.values()), h
+print("hidden file OK:", sorted(h))
+EOF
+
+  expect_error "truncated" "$prog" eval --weights other_short.safetensors
+  expect_error "not a BERT teacher" "$prog" hidden --teacher s.safetensors --tokens 1 --out x.safetensors
+  expect_error "outside the vocabulary" "$prog" logits --weights s.safetensors --tokens 1,100000 --out x.safetensors
+  expect_error "exceed max_position_embeddings" "$prog" logits --weights s.safetensors \
+    --tokens "$(printf '5,%.0s' {1..59})5" --out x.safetensors
+  expect_error "cannot open" "$prog" eval --weights missing.safetensors
+  expect_error "unknown option --stpes" "$prog" train --stpes 3
+  expect_error "unknown command" "$prog" bogus
 else
   die "unknown program kind '$kind'"
 fi

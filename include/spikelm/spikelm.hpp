@@ -58,5 +58,6 @@
 #include "metrics/perplexity.hpp"
 #include "metrics/report.hpp"
 #include "metrics/spike_gpt.hpp"
+#include "metrics/spiking_bert.hpp"
 
 #endif // SPIKELM_SPIKELM_HPP

@@ -47,6 +47,8 @@ Cases (see the fixture's names):
   student/*   a 2-layer student of the same width, T = 8: rates of every population, logits; the
               distillation losses against the teacher above, and every student parameter's gradient of
               their sum (hidden + attention + prediction).
+  student_fb/* the same student with feedback W_s from the last layer's O to E (E's current at step t is
+              LayerNorm(embedding) + W_s s_O(t - 1), none at the first step): rates and logits.
 
 Inputs that put any membrane within MARGIN of the threshold are rejected, so the spike trains do not hinge
 on rounding.
@@ -177,8 +179,9 @@ def student_currents(P, i, s_in, ext):
 POPS = ("K", "V", "A", "SO", "IM", "O")
 
 
-def student_simulate(P, layers, ids, types, mask, steps):
-    """IF simulation; returns the rates {name: [B, L, width]} and the smallest |u - vth| seen."""
+def student_simulate(P, layers, ids, types, mask, steps, w_fb=None):
+    """IF simulation; returns the rates {name: [B, L, width]} and the smallest |u - vth| seen.  With w_fb,
+    population E also receives W_fb s_O(t - 1) from the last layer's O spikes of the previous step."""
     ext = ((1.0 - mask) * -10000.0)[:, None, None, :]
     with torch.no_grad():
         x_e = embed(P, ids, types)
@@ -194,8 +197,10 @@ def student_simulate(P, layers, ids, types, mask, steps):
             count[name] = count.get(name, torch.zeros_like(current)) + s
             return s
 
+        s_last = None
         for _ in range(steps):
-            s_in = fire("E", x_e)
+            fb = 0.0 if (w_fb is None or s_last is None) else s_last @ w_fb.T
+            s_in = fire("E", x_e + fb)
             for i in range(layers):
                 m = maps[i]
                 s_k = fire("%d.K" % i, m["K"](s_in))
@@ -204,6 +209,7 @@ def student_simulate(P, layers, ids, types, mask, steps):
                 s_so = fire("%d.SO" % i, m["SO"](s_a, s_in))
                 s_im = fire("%d.IM" % i, m["IM"](s_so))
                 s_in = fire("%d.O" % i, m["O"](s_im, s_so))
+            s_last = s_in
         return {k: v / steps for k, v in count.items()}, margin[0]
 
 
@@ -301,7 +307,19 @@ def student_case(out, teacher, seed):
     out.append(fmt("student/loss/prediction", pred_loss.reshape(1)))
     for name, _ in shapes:
         out.append(fmt("student/grad/" + name, P[name].grad))
-    return margin, {k: round(v, 3) for k, v in zip(rates.keys(), means)}
+    # the same student with feedback W_s (O of the last layer -> E)
+    for attempt in range(50):
+        w_fb = 1.5 * torch.randn(D, D, generator=gen, dtype=DTYPE) / math.sqrt(D)
+        fb_rates, fb_margin = student_simulate(P, Ls, ids, types, mask, T_STEPS, w_fb)
+        if fb_margin >= MARGIN and max(float((fb_rates["E"] - rates["E"]).abs().max()), 0) > 0:
+            break
+    else:
+        return None
+    out.append(fmt("student_fb/feedback.weight", w_fb))
+    for name, v in fb_rates.items():
+        out.append(fmt("student_fb/rates." + name, v))
+    out.append(fmt("student_fb/logits", lin(torch.relu(fb_rates["%d.O" % (Ls - 1)][:, 0]), P, "classifier")))
+    return min(margin, fb_margin), {k: round(v, 3) for k, v in zip(rates.keys(), means)}
 
 
 def build():

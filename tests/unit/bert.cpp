@@ -6,10 +6,13 @@
 #include "test_util.hpp"
 
 #include <spikelm/autograd/gradcheck.hpp>
+#include <spikelm/metrics/spiking_bert.hpp>
 #include <spikelm/models/bert.hpp>
 #include <spikelm/models/spiking_bert.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -280,4 +283,145 @@ TEST_CASE("bad batches and layer maps throw with the reason") {
   CHECK_THROWS_WITH_AS((void)m.simulate(BertBatch::single(ok), 0), doctest::Contains("time step"), Error);
   CHECK(bert_teacher_layer(2, 4, 12) == 6);
   CHECK_THROWS_WITH_AS((void)bert_teacher_layer(1, 4, 6), doctest::Contains("multiple"), Error);
+}
+
+TEST_CASE("synaptic operations of a SpikingBERT run follow the spike counts of its populations") {
+  StudentD<double> m(fixture_config("student/"));
+  load(m, "student/");
+  const auto steps = static_cast<std::size_t>(fixtures()["student/T"].values[0]);
+  const BertBatch batch = fixture_batch();
+  const SpikingBertRun<double> run = m.simulate(batch, steps);
+  const BertConfig& c = m.config();
+  // spike counts from the fixture's rates (an independent path from the run's counters)
+  auto spikes = [&](const std::string& name) {
+    double s = 0;
+    for (double v : fixtures()[name].values) s += v * static_cast<double>(steps);
+    return static_cast<std::uint64_t>(std::llround(s));
+  };
+  const std::uint64_t d = c.hidden, f = c.intermediate, L = batch.length, R = batch.batch * L;
+  const auto ops = spiking_bert_ops(c, run, batch.batch, batch.length);
+  REQUIRE(ops.size() == c.layers + 1);
+  for (std::size_t l = 0; l < c.layers; ++l) {
+    const std::string p = "student/rates." + std::to_string(l) + ".";
+    const std::uint64_t in =
+        l == 0 ? spikes("student/rates.E") : spikes("student/rates." + std::to_string(l - 1) + ".O");
+    CHECK(ops[l].ac == 3 * in * d + spikes(p + "K") * L + spikes(p + "V") * L + spikes(p + "A") * d +
+                           spikes(p + "SO") * f + spikes(p + "IM") * d);
+    CHECK(ops[l].mac == 0);
+    CHECK(ops[l].dense_mac == 4 * R * d * d + 2 * R * d * f + 2 * batch.batch * L * L * d);
+  }
+  CHECK(ops.back().name == "classifier");
+  CHECK(ops.back().mac == batch.batch * d * c.labels);
+}
+
+namespace {
+/// The fixture student with feedback: student/* parameters plus student_fb/feedback.weight x fb_scale.
+template <class T>
+std::unique_ptr<SpikingBert<T>> feedback_student(double fb_scale, SpikingBertOptions opt = {}) {
+  opt.feedback = true;
+  auto m = std::make_unique<SpikingBert<T>>(fixture_config("student/"), opt);
+  m->parameters().for_each([&](Parameter<T>& p) {
+    const bool fb = p.name == "feedback.weight";
+    Tensor<T> t = fixtures()[(fb ? "student_fb/" : "student/") + p.name].template as<T>();
+    if (fb)
+      for (T& v : t.span()) v *= static_cast<T>(fb_scale);
+    m->set_parameter(p.name, t.cview());
+  });
+  return m;
+}
+} // namespace
+
+TEST_CASE("student with feedback: simulation matches the PyTorch reference spike for spike") {
+  auto m = feedback_student<double>(1.0);
+  const auto steps = static_cast<std::size_t>(fixtures()["student/T"].values[0]);
+  for (SpikeCompute mode : {SpikeCompute::EventDriven, SpikeCompute::Dense}) {
+    CAPTURE(static_cast<int>(mode));
+    const SpikingBertRun<double> run = m->simulate(fixture_batch(), steps, mode);
+    require_tensor(run.embedding_rates.cview(), "student_fb/rates.E", 0.0, 1e-12);
+    for (std::size_t l = 0; l < m->config().layers; ++l)
+      for (std::size_t p = 0; p < bert_population_count; ++p)
+        require_tensor(run.rates[l][p].cview(),
+                       "student_fb/rates." + std::to_string(l) + "." + bert_population_names[p], 0.0, 1e-12);
+    require_tensor(run.logits.cview(), "student_fb/logits", 1e-10, 1e-12);
+  }
+  // feedback changes the embedding population's spikes
+  const auto plain = fixtures()["student/rates.E"].as<double>();
+  const SpikingBertRun<double> run = m->simulate(fixture_batch(), steps);
+  // the fed-back events are the last layer's O spikes of steps 0..T-2 (the simulation is causal, so a run
+  // of T-1 steps emits exactly those), and the operation count charges d accumulates for each
+  const SpikingBertRun<double> shorter = m->simulate(fixture_batch(), steps - 1);
+  CHECK(run.feedback_spikes == shorter.spikes.back()[5]);
+  CHECK(run.feedback_spikes > 0.0);
+  const auto ops = spiking_bert_ops(m->config(), run, fixture_batch().batch, fixture_batch().length);
+  const auto fb =
+      std::find_if(ops.begin(), ops.end(), [](const LayerOps& o) { return o.name == "feedback"; });
+  REQUIRE(fb != ops.end());
+  CHECK(fb->ac == static_cast<std::uint64_t>(run.feedback_spikes) * m->config().hidden);
+  CHECK(fb->dense_mac == 0);
+  double diff = 0;
+  for (std::size_t i = 0; i < plain.size(); ++i)
+    diff += std::abs(plain.data()[i] - run.embedding_rates.data()[i]);
+  CHECK(diff > 0.0);
+}
+
+TEST_CASE("student with feedback: the implicit gradient equals the derivative of the equilibrium") {
+  SpikingBertOptions opt;
+  opt.equilibrium.forward_solver = Solver::Anderson;
+  opt.equilibrium.forward = SolverOptions{.max_iterations = 300, .tol_abs = 1e-12, .tol_rel = 1e-13};
+  opt.equilibrium.backward_solver = Solver::Anderson;
+  opt.equilibrium.backward = SolverOptions{.max_iterations = 300, .tol_abs = 1e-12, .tol_rel = 1e-13};
+  auto m = feedback_student<double>(0.5, opt);
+  const BertBatch batch = fixture_batch();
+  Rng rng(11);
+  std::vector<Tensor<double>> w;
+  // loss = sum_k <reps_k, w_k> + <logits, w_c>: touches every representation and the head
+  auto loss_of = [&](Tape<double>& tape) {
+    const auto o = m->forward_train(tape, batch, 0, EquilibriumSource::ClampFixedPoint);
+    if (w.empty()) {
+      for (const auto& r : o.reps) {
+        w.emplace_back(r.value().shape());
+        rng.fill_uniform(w.back().span(), -1.0, 1.0);
+      }
+      w.emplace_back(o.logits.value().shape());
+      rng.fill_uniform(w.back().span(), -1.0, 1.0);
+    }
+    Var<double> l = sum(mul(o.logits, tape.constant(Tensor<double>(w.back().cview()))));
+    for (std::size_t k = 0; k < o.reps.size(); ++k)
+      l = add(l, sum(mul(o.reps[k], tape.constant(Tensor<double>(w[k].cview())))));
+    return l;
+  };
+  Tape<double> tape;
+  const Var<double> loss = loss_of(tape);
+  REQUIRE(m->equilibrium_stats().forward.converged);
+  m->parameters().zero_grad();
+  tape.backward(loss);
+  REQUIRE(m->equilibrium_stats().backward_ran);
+  CHECK(m->equilibrium_stats().backward.converged);
+  MESSAGE("forward solve: ", m->equilibrium_stats().forward.iterations,
+          " iterations; backward: ", m->equilibrium_stats().backward.iterations);
+  // central differences of the loss at the re-solved equilibrium, for entries of several parameters
+  auto value = [&] {
+    NoGradGuard ng;
+    Tape<double> t;
+    return loss_of(t).value().data()[0];
+  };
+  std::size_t checked = 0;
+  for (const char* name :
+       {"feedback.weight", "encoder.layer.0.attention.self.key.weight", "encoder.layer.1.output.dense.bias",
+        "embeddings.LayerNorm.weight", "encoder.layer.0.attention.self.query.weight"}) {
+    Parameter<double>& p = m->parameters()[name];
+    for (std::size_t i : {std::size_t(0), p.size() / 3, p.size() - 1}) {
+      const double x0 = p.value.data()[i], h = 1e-6;
+      p.value.data()[i] = x0 + h;
+      const double up = value();
+      p.value.data()[i] = x0 - h;
+      const double down = value();
+      p.value.data()[i] = x0;
+      const double numeric = (up - down) / (2 * h), analytic = p.grad.data()[i];
+      INFO(name, "[", i, "]: analytic ", analytic, ", numeric ", numeric);
+      CHECK(std::abs(analytic - numeric) <= 1e-6 + 1e-5 * std::abs(numeric));
+      ++checked;
+    }
+  }
+  CHECK(checked == 15);
 }

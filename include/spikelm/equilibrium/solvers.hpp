@@ -42,7 +42,7 @@ struct SolverOptions {
   /// Anderson: number of past iterates kept (m).
   std::size_t memory = 6;
   /// Anderson: Tikhonov regularisation of the least-squares system, relative to the largest squared residual
-  /// in memory (scale-free; the DEQ code's absolute 1e-4 stalls once residuals are small).
+  /// difference in memory (scale-free; the DEQ code's absolute 1e-4 stalls once residuals are small).
   double lambda = 1e-4;
   /// Broyden: rank of the inverse-Jacobian update before a restart.
   std::size_t broyden_rank = 30;
@@ -160,19 +160,29 @@ SolverResult<T> anderson(const FixedPointMap<T>& f, const std::vector<T>& z0, co
       z = z + static_cast<T>(opt.beta) * g;
       continue;
     }
-    const auto G = (F.leftCols(used) - X.leftCols(used)).eval();
+    // min ||sum_i alpha_i g_i|| subject to sum_i alpha_i = 1, written in differences from the newest
+    // residual g_k (alpha_i = gamma_i for i != k): min ||g_k + D gamma||, D = [g_i - g_k]. Solved by QR on
+    // D stacked over sqrt(lambda * s) I, which keeps the accuracy that the normal equations G^T G lose
+    // once the residuals are small (Anderson then stagnates near 1e-8).
     using Mat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic>;
-    Mat H = Mat::Zero(used + 1, used + 1);
-    H.block(1, 1, used, used) = (G.transpose() * G).template cast<double>();
-    // regularisation relative to the largest squared residual, so it does not swamp small residuals
-    const double scale = std::max(H.block(1, 1, used, used).diagonal().maxCoeff(), 1e-300);
-    H.block(1, 1, used, used).diagonal().array() += opt.lambda * scale;
-    H.block(0, 1, 1, used).setOnes();
-    H.block(1, 0, used, 1).setOnes();
-    Eigen::VectorXd rhs = Eigen::VectorXd::Zero(used + 1);
-    rhs(0) = 1.0;
-    const Eigen::VectorXd sol = H.fullPivLu().solve(rhs);
-    const detail::Vec<T> alpha = sol.tail(used).template cast<T>();
+    const Eigen::Index others = used - 1;
+    Mat A(n + others, others);
+    const Eigen::VectorXd gk = (F.col(k) - X.col(k)).template cast<double>();
+    double scale = gk.squaredNorm();
+    for (Eigen::Index i = 0, c = 0; i < used; ++i) {
+      if (i == k) continue;
+      A.col(c).head(n) = (F.col(i) - X.col(i)).template cast<double>() - gk;
+      scale = std::max(scale, A.col(c).head(n).squaredNorm());
+      ++c;
+    }
+    A.bottomRows(others).setIdentity();
+    A.bottomRows(others) *= std::sqrt(opt.lambda * std::max(scale, 1e-300));
+    Eigen::VectorXd rhs = Eigen::VectorXd::Zero(n + others);
+    rhs.head(n) = -gk;
+    const Eigen::VectorXd gamma = A.colPivHouseholderQr().solve(rhs);
+    detail::Vec<T> alpha(used);
+    for (Eigen::Index i = 0, c = 0; i < used; ++i) alpha(i) = i == k ? T(0) : static_cast<T>(gamma(c++));
+    alpha(k) = T(1) - alpha.sum();
     const T b = static_cast<T>(opt.beta);
     z = b * (F.leftCols(used) * alpha) + (T(1) - b) * (X.leftCols(used) * alpha);
   }

@@ -158,6 +158,7 @@ struct BertParts {
   bool pooler = false;     ///< pooler.dense.{weight,bias}
   bool classifier = false; ///< classifier.{weight,bias} ([labels, hidden], [labels])
   bool fit_dense = false;  ///< fit_dense.{weight,bias} (the student's W_fit, [hidden, hidden])
+  bool feedback = false;   ///< feedback.weight ([hidden, hidden], no bias): the student's W_s from O to E
 };
 
 /// Every parameter of a BERT of configuration `cfg` with `parts`: Hugging Face names (without the "bert."
@@ -201,6 +202,7 @@ inline std::vector<std::pair<std::string, Shape>> bert_parameter_shapes(const Be
     s.emplace_back("fit_dense.weight", Shape{d, d});
     s.emplace_back("fit_dense.bias", Shape{d});
   }
+  if (parts.feedback) s.emplace_back("feedback.weight", Shape{d, d});
   return s;
 }
 
@@ -256,6 +258,7 @@ class BertParameters {
     if (parts.pooler) pooler = {&set_["pooler.dense.weight"], &set_["pooler.dense.bias"]};
     if (parts.classifier) classifier = {&set_["classifier.weight"], &set_["classifier.bias"]};
     if (parts.fit_dense) fit_dense = {&set_["fit_dense.weight"], &set_["fit_dense.bias"]};
+    if (parts.feedback) feedback = &set_["feedback.weight"];
     for (BertNorm<T>* n : all_norms()) n->g->value.fill(T(1));
   }
   BertParameters(const BertParameters&) = delete;
@@ -309,6 +312,7 @@ class BertParameters {
   BertNorm<T> emb_norm;
   std::vector<BertLayer<T>> layers;
   BertLinear<T> pooler, classifier, fit_dense;
+  Parameter<T>* feedback = nullptr;
 
  private:
   std::vector<BertNorm<T>*> all_norms() {

@@ -9,6 +9,7 @@
 #include "../core/error.hpp"
 #include "../core/linalg.hpp"
 #include "../core/tensor.hpp"
+#include "../equilibrium/implicit.hpp"
 #include "../neuron/neurons.hpp"
 #include "../simd/elementwise.hpp"
 #include "../simd/rowwise.hpp"
@@ -19,6 +20,7 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -45,6 +47,8 @@ struct SpikingBertRun {
   /// Spikes emitted over the run by E and per layer and population (the synaptic events).
   double embedding_spikes = 0.0;
   std::vector<std::array<double, bert_population_count>> spikes;
+  /// With feedback: the last layer's O spikes fed back into E through W_s (those of steps 0..T-2).
+  double feedback_spikes = 0.0;
 
   /// The rates of the last layer's output population O, [B, L, d].
   [[nodiscard]] const Tensor<T>& output_rates() const { return rates.back()[5]; }
@@ -69,6 +73,27 @@ struct SpikingBertTrainOutputs {
   SpikingBertRun<T> run;
 };
 
+/// Where SpikingBert::forward_train takes the equilibrium of a model with feedback from.
+enum class EquilibriumSource {
+  /// The simulated rates of the last layer's O (the released method: the forward pass is the spiking
+  /// network; the clamp network only carries gradients).
+  Simulation,
+  /// The fixed point of the clamp network, solved with the options' forward solver (no spikes in the
+  /// training graph: useful to check the implicit gradient against unrolling).
+  ClampFixedPoint,
+};
+
+/// Options of a SpikingBert beyond its BERT shape.
+struct SpikingBertOptions {
+  double threshold = 1.0; ///< vth of every IF population
+  /// Feedback W_s from the last layer's O spikes to the embedding population E (SPEC §2's general case):
+  /// E receives LayerNorm(embedding) + W_s s_O(t - 1). The released SpikingBERT has none.
+  bool feedback = false;
+  /// Solvers of the implicit gradient (and of the forward solve with EquilibriumSource::ClampFixedPoint),
+  /// used only with feedback. Backward: Broyden with 30 iterations, as the released training.
+  EquilibriumOptions equilibrium{Solver::Anderson, {}, Solver::Broyden, SolverOptions{.max_iterations = 30}};
+};
+
 /// The spiking student: a BERT-shaped encoder whose every population is an IF neuron (threshold vth,
 /// subtract reset, no leak), driven T steps by the embedding as a constant current (SPEC §2). Parameter
 /// names are Hugging Face BERT names (no pooler) plus classifier.{weight,bias} and fit_dense.{weight,bias}
@@ -78,13 +103,17 @@ class SpikingBert {
  public:
   using Neuron = SpikingBertIF<T>;
 
-  explicit SpikingBert(BertConfig cfg, T threshold = T(1))
-      : cfg_(cfg), p_(cfg, BertParts{false, cfg.labels > 0, true}), neuron_(threshold) {}
+  explicit SpikingBert(BertConfig cfg, SpikingBertOptions opt = {})
+      : cfg_(cfg), opt_(opt), p_(cfg, BertParts{false, cfg.labels > 0, true, opt.feedback}),
+        neuron_(static_cast<T>(opt.threshold)) {}
   SpikingBert(const SpikingBert&) = delete;
   SpikingBert& operator=(const SpikingBert&) = delete;
 
   [[nodiscard]] const BertConfig& config() const noexcept { return cfg_; }
   [[nodiscard]] T threshold() const noexcept { return neuron_.theta; }
+  [[nodiscard]] const SpikingBertOptions& options() const noexcept { return opt_; }
+  /// The forward and backward solves of the last forward_train / backward with feedback.
+  [[nodiscard]] const EquilibriumStats& equilibrium_stats() const noexcept { return *stats_; }
   [[nodiscard]] ParameterSet<T>& parameters() noexcept { return p_.set(); }
   [[nodiscard]] const ParameterSet<T>& parameters() const noexcept { return p_.set(); }
   void reset_parameters(Rng& rng, double std = 0.02) { p_.reset(rng, std); }
@@ -156,9 +185,25 @@ class SpikingBert {
     Tensor<T> s_e({R, d}), cur_d({R, d}, uninitialized), cur_f({R, f}, uninitialized),
         q({R, d}, uninitialized);
     Tensor<T> probs({batch.batch, cfg_.heads, batch.length, batch.length}, uninitialized);
+    Tensor<T> fb_t, cur_e;
+    if (opt_.feedback) {
+      fb_t = transposed(p_.feedback->value);
+      cur_e = Tensor<T>({R, d}, uninitialized);
+    }
 
     for (std::size_t t = 0; t < steps; ++t) {
-      neuron_.step(x_e.data(), u_e, s_e.data());
+      if (opt_.feedback && t > 0) { // E += W_s s_O(t - 1): the last layer's spikes of the previous step
+        const Tensor<T>& s_o = s[cfg_.layers - 1][5];
+        run.feedback_spikes += static_cast<double>(simd::sum(s_o.data(), s_o.size()));
+        if (mode == SpikeCompute::EventDriven)
+          spike_matmul(SpikeTensor::from_dense(s_o.cview()), fb_t, cur_e);
+        else
+          matmul(s_o, fb_t, cur_e);
+        simd::add(cur_e.data(), x_e.data(), cur_e.data(), R * d);
+        neuron_.step(cur_e.data(), u_e, s_e.data());
+      } else {
+        neuron_.step(x_e.data(), u_e, s_e.data());
+      }
       accumulate_rates(s_e, run.embedding_rates, run.embedding_spikes);
       const Tensor<T>* s_in = &s_e;
       for (std::size_t l = 0; l < cfg_.layers; ++l) {
@@ -221,32 +266,48 @@ class SpikingBert {
     return out;
   }
 
-  /// Training forward (no feedback, as released): simulates `steps` steps, then records the clamp network
-  /// a = clamp(f(a_prev) / vth, 0, 1) from the embedding on the tape and replaces the values of E and every
-  /// layer's O by the simulated rates (their gradient goes to the clamp network unchanged). The logits use
-  /// the replaced last O.
-  SpikingBertTrainOutputs<T> forward_train(Tape<T>& tape, const BertBatch& batch, std::size_t steps) {
+  /// Training forward. Simulates `steps` steps, then records the clamp network a = clamp(f(a_prev) / vth,
+  /// 0, 1) from the embedding on the tape and replaces the values of E and every layer's O by the simulated
+  /// rates (their gradient goes to the clamp network unchanged; SPEC §2's straight-through gradient, exact
+  /// when there is no feedback). With feedback, the last layer's O is the equilibrium a* of the map
+  /// a -> chain(clamp((W_s a + E) / vth)); its gradient is found by implicit differentiation (the adjoint
+  /// fixed point, solved with options().equilibrium; memory does not grow with T or the iterations). With
+  /// EquilibriumSource::ClampFixedPoint, a* is the clamp network's own fixed point and no value is replaced.
+  SpikingBertTrainOutputs<T> forward_train(Tape<T>& tape, const BertBatch& batch, std::size_t steps,
+                                           EquilibriumSource source = EquilibriumSource::Simulation) {
     SpikingBertTrainOutputs<T> o;
-    o.run = simulate(batch, steps);
-    const T eps = static_cast<T>(cfg_.layer_norm_eps), inv = T(1) / neuron_.theta;
+    const bool simulated = source == EquilibriumSource::Simulation;
+    if (simulated) o.run = simulate(batch, steps);
+    const T eps = static_cast<T>(cfg_.layer_norm_eps);
     const std::size_t B = batch.batch, Lq = batch.length, d = cfg_.hidden;
     const std::vector<T> bias = batch.key_bias<T>();
-    const T scale = T(1) / std::sqrt(static_cast<T>(cfg_.head_dim()));
-    auto c = [&](const Var<T>& x) { return clamp(scale_var(x, inv), T(0), T(1)); };
-    Var<T> a_in = c(p_.embed(tape, batch, eps));
-    o.reps.push_back(straight_through(a_in, o.run.embedding_rates));
-    for (std::size_t l = 0; l < cfg_.layers; ++l) {
-      const detail::BertLayer<T>& L = p_.layers[l];
-      const Var<T> a_k = c(p_.lin(a_in, L.key)), a_v = c(p_.lin(a_in, L.value));
-      const Var<T> sc =
-          attention_scores(p_.lin(a_in, L.query), a_k, cfg_.heads, scale, std::span<const T>(bias));
-      o.scores.push_back(sc);
-      const Var<T> a_a = c(attention_context(softmax(sc), a_v, cfg_.heads));
-      const Var<T> a_so = c(p_.norm(add(p_.lin(a_a, L.attn_out), a_in), L.attn_norm, eps));
-      const Var<T> a_im = c(gelu(p_.lin(a_so, L.inter)));
-      a_in = c(p_.norm(add(p_.lin(a_im, L.out), a_so), L.out_norm, eps));
-      o.reps.push_back(straight_through(a_in, o.run.rates[l][5]));
+    const Var<T> emb = p_.embed(tape, batch, eps);
+    // E is population -1, layer l's O is l (the run holds no rates without simulation)
+    auto replace = [&](const Var<T>& v, std::ptrdiff_t l) {
+      if (!simulated) return v;
+      return straight_through(v, l < 0 ? o.run.embedding_rates : o.run.rates[static_cast<std::size_t>(l)][5]);
+    };
+    Var<T> a_e;
+    if (!opt_.feedback) {
+      a_e = clamp_rate(emb);
+    } else {
+      const EquilibriumMap<T> f = [this, &bias](Tape<T>& tp, const Var<T>& z, std::span<const Var<T>> in) {
+        return chain(clamp_rate(add(linear(z, tp.param(*p_.feedback)), in[0])), bias, nullptr, nullptr);
+      };
+      const std::array<Var<T>, 1> inputs{emb};
+      Var<T> z;
+      if (simulated) {
+        z = implicit_at<T>(f, inputs, o.run.output_rates(), opt_.equilibrium, stats_, &o.run.output_rates());
+      } else {
+        z = equilibrium<T>(f, inputs, Tensor<T>(Shape{B, Lq, d}), opt_.equilibrium, stats_);
+      }
+      a_e = clamp_rate(add(linear(z, tape.param(*p_.feedback)), emb));
     }
+    o.reps.push_back(replace(a_e, -1));
+    std::vector<Var<T>> outs;
+    chain(a_e, bias, &outs, &o.scores);
+    for (std::size_t l = 0; l < cfg_.layers; ++l)
+      o.reps.push_back(replace(outs[l], static_cast<std::ptrdiff_t>(l)));
     if (cfg_.labels > 0) {
       const Var<T> cls = reshape(slice(reshape(o.reps.back(), {B, Lq * d}), 1, 0, d), {B, d});
       o.logits = p_.lin(relu(cls), p_.classifier);
@@ -263,7 +324,31 @@ class SpikingBert {
     as_matrix(t) = as_matrix(w).transpose();
     return t;
   }
-  static Var<T> scale_var(const Var<T>& x, T s) { return s == T(1) ? x : scale(x, s); }
+  /// clamp(x / vth, 0, 1): the rate of an IF population driven by the constant current x.
+  Var<T> clamp_rate(const Var<T>& x) const {
+    const T inv = T(1) / neuron_.theta;
+    return clamp(inv == T(1) ? x : scale(x, inv), T(0), T(1));
+  }
+  /// The clamp network of every layer from the embedding rates a_e; returns the last layer's O and, when
+  /// asked, every layer's O and scores.
+  Var<T> chain(Var<T> a_in, const std::vector<T>& bias, std::vector<Var<T>>* outs,
+               std::vector<Var<T>>* scores) {
+    const T eps = static_cast<T>(cfg_.layer_norm_eps);
+    const T scale = T(1) / std::sqrt(static_cast<T>(cfg_.head_dim()));
+    for (std::size_t l = 0; l < cfg_.layers; ++l) {
+      const detail::BertLayer<T>& L = p_.layers[l];
+      const Var<T> a_k = clamp_rate(p_.lin(a_in, L.key)), a_v = clamp_rate(p_.lin(a_in, L.value));
+      const Var<T> sc =
+          attention_scores(p_.lin(a_in, L.query), a_k, cfg_.heads, scale, std::span<const T>(bias));
+      if (scores) scores->push_back(sc);
+      const Var<T> a_a = clamp_rate(attention_context(softmax(sc), a_v, cfg_.heads));
+      const Var<T> a_so = clamp_rate(p_.norm(add(p_.lin(a_a, L.attn_out), a_in), L.attn_norm, eps));
+      const Var<T> a_im = clamp_rate(gelu(p_.lin(a_so, L.inter)));
+      a_in = clamp_rate(p_.norm(add(p_.lin(a_im, L.out), a_so), L.out_norm, eps));
+      if (outs) outs->push_back(a_in);
+    }
+    return a_in;
+  }
   /// A node whose value is `value` and whose gradient passes to `surrogate` unchanged.
   static Var<T> straight_through(const Var<T>& surrogate, const Tensor<T>& value) {
     check(surrogate.value().size() == value.size(), "straight_through: ", surrogate.value().shape(), " vs ",
@@ -347,8 +432,10 @@ class SpikingBert {
   }
 
   BertConfig cfg_;
+  SpikingBertOptions opt_;
   detail::BertParameters<T> p_;
   Neuron neuron_;
+  std::shared_ptr<EquilibriumStats> stats_ = std::make_shared<EquilibriumStats>();
 };
 
 // ---- distillation (TinyBERT's losses, SPEC §2)
