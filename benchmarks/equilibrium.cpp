@@ -11,68 +11,7 @@
 
 #include <benchmark/benchmark.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <malloc.h>
-#include <new>
-
-namespace {
-std::atomic<std::size_t> g_live{0}, g_peak{0};
-
-void note_alloc(void* p) {
-  if (!p) throw std::bad_alloc();
-  const std::size_t now = g_live.fetch_add(malloc_usable_size(p)) + malloc_usable_size(p);
-  std::size_t peak = g_peak.load();
-  while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
-  }
-}
-void note_free(void* p) noexcept {
-  if (p) g_live.fetch_sub(malloc_usable_size(p));
-}
-} // namespace
-
-void* operator new(std::size_t n) {
-  void* p = std::malloc(n == 0 ? 1 : n);
-  note_alloc(p);
-  return p;
-}
-void* operator new(std::size_t n, std::align_val_t a) {
-  const std::size_t al = static_cast<std::size_t>(a);
-  void* p = std::aligned_alloc(al, (n + al - 1) / al * al);
-  note_alloc(p);
-  return p;
-}
-void* operator new[](std::size_t n) {
-  return operator new(n);
-}
-void* operator new[](std::size_t n, std::align_val_t a) {
-  return operator new(n, a);
-}
-void operator delete(void* p) noexcept {
-  note_free(p);
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  operator delete(p);
-}
-void operator delete(void* p, std::align_val_t) noexcept {
-  operator delete(p);
-}
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-  operator delete(p);
-}
-void operator delete[](void* p) noexcept {
-  operator delete(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  operator delete(p);
-}
-void operator delete[](void* p, std::align_val_t) noexcept {
-  operator delete(p);
-}
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-  operator delete(p);
-}
+#include "heap_counter.hpp"
 
 namespace {
 using namespace spikelm;
@@ -123,13 +62,12 @@ void run_step(benchmark::State& state) {
   for (auto _ : state) {
     tape.clear();
     s.ps.zero_grad();
-    const std::size_t base = g_live.load();
-    g_peak.store(base);
+    const spikelm_bench::HeapPeak heap;
     const Var<float> x = tape.constant(s.x);
     const Var<float> rates = Implicit ? s.layer.forward(x) : s.bptt_rates(tape);
     const Var<float> loss = mse_loss(rates, tape.constant(s.target));
     tape.backward(loss);
-    peak = std::max(peak, g_peak.load() - base);
+    peak = std::max(peak, heap.bytes());
     tape_bytes = tape.memory_bytes();
     benchmark::DoNotOptimize(loss.value().data());
   }

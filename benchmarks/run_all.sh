@@ -11,7 +11,7 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPIKELM_BUILD_BENCH
 cmake --build "$build" -j "$(nproc)"
 out=benchmarks/results/$(hostname)
 mkdir -p "$out"
-for b in kernels neurons autograd equilibrium egru; do
+for b in kernels neurons autograd equilibrium egru spike_gpt spiking_bert; do
   echo "== bench_$b"
   "$build/benchmarks/bench_$b" --benchmark_min_time=0.2 --benchmark_out="$out/$b.json" \
     --benchmark_out_format=json | tee "$out/$b.txt"
