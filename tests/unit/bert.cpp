@@ -425,3 +425,46 @@ TEST_CASE("student with feedback: the implicit gradient equals the derivative of
   }
   CHECK(checked == 15);
 }
+
+TEST_CASE("regression head: one label, MSE prediction loss, gradient of the head by hand") {
+  BertConfig c = fixture_config("student/");
+  c.labels = 1; // a regression task (Hugging Face: num_labels = 1, MSE loss)
+  StudentD<double> m(c);
+  Rng rng(21);
+  m.reset_parameters(rng, 0.3);
+  std::size_t loaded = 0;
+  m.parameters().for_each([&](Parameter<double>& p) {
+    const std::string name = "student/" + p.name;
+    if (fixtures().has(name) && fixtures()[name].shape == p.shape()) {
+      m.set_parameter(p.name, fixtures()[name].as<double>().cview());
+      ++loaded;
+    }
+  });
+  CHECK(loaded + 2 == m.parameters().size()); // all but classifier.weight [1, d] and classifier.bias [1]
+  const BertBatch batch = fixture_batch();
+  const std::size_t B = batch.batch, d = c.hidden;
+  const auto steps = static_cast<std::size_t>(fixtures()["student/T"].values[0]);
+  Tensor<double> target({B, 1});
+  rng.fill_uniform(target.span(), -1.0, 1.0);
+  Tape<double> tape;
+  m.parameters().zero_grad();
+  const auto o = m.forward_train(tape, batch, steps);
+  REQUIRE(o.logits.value().shape() == Shape{B, 1});
+  // the head reads the simulated rates: the same logits as inference
+  const SpikingBertRun<double> run = m.simulate(batch, steps);
+  require_close(o.logits.value().data(), run.logits.data(), B, 1e-12, 1e-12, "regression logits");
+  tape.backward(mse_loss(o.logits, tape.constant(Tensor<double>(target.cview()))));
+  // d/dW of mean_b (z_b - y_b)^2 = sum_b 2 / B (z_b - y_b) ReLU(a_O[b, CLS])
+  const Tensor<double>& rates = run.output_rates();
+  const Parameter<double>& w = m.parameters()["classifier.weight"];
+  const Parameter<double>& bias = m.parameters()["classifier.bias"];
+  std::vector<double> want(d, 0.0);
+  double want_b = 0.0;
+  for (std::size_t b = 0; b < B; ++b) {
+    const double r = 2.0 / static_cast<double>(B) * (run.logits.data()[b] - target.data()[b]);
+    want_b += r;
+    for (std::size_t j = 0; j < d; ++j) want[j] += r * std::max(rates.data()[b * batch.length * d + j], 0.0);
+  }
+  require_close(w.grad.data(), want.data(), d, 1e-10, 1e-12, "classifier.weight grad");
+  CHECK(bias.grad.data()[0] == doctest::Approx(want_b).epsilon(1e-10));
+}
