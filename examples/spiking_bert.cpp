@@ -394,6 +394,8 @@ struct EvalResult {
   std::vector<std::array<double, bert_population_count>> rates; // mean over tokens (padding included)
   double embedding_rate = 0;
   LayerOps total{"total", 0, 0, 0};
+  OpsCounter ops;            // per layer, for the metrics report (tokens: B x L, padding included)
+  FiringRateMonitor monitor; // per population
   std::size_t sequences = 0;
   double seconds = 0;
 };
@@ -421,7 +423,16 @@ EvalResult evaluate_student(SpikingBert<float>& m, const WordPieceTokenizer& tok
         r.rates[l][p] += run.mean_rate(l, static_cast<BertPopulation>(p));
     r.embedding_rate += simd::sum(run.embedding_rates.data(), run.embedding_rates.size()) /
                         static_cast<double>(run.embedding_rates.size());
-    for (const LayerOps& o : spiking_bert_ops(m.config(), run, b.batch, b.length)) r.total += o;
+    const auto layer_ops = spiking_bert_ops(m.config(), run, b.batch, b.length);
+    for (const LayerOps& o : layer_ops) r.total += o;
+    r.ops.add(std::span<const LayerOps>(layer_ops));
+    const std::uint64_t cells = b.batch * b.length * T;
+    r.ops.add_tokens(b.batch * b.length);
+    r.monitor.record("E", static_cast<std::uint64_t>(run.embedding_spikes), cells * m.config().hidden);
+    for (std::size_t l = 0; l < m.config().layers; ++l)
+      for (std::size_t p = 0; p < bert_population_count; ++p)
+        r.monitor.record("layer." + std::to_string(l) + "." + bert_population_names[p],
+                         static_cast<std::uint64_t>(run.spikes[l][p]), cells * run.rates[l][p].dim(2));
     ++batches;
   }
   r.seconds = seconds_since(t0);
@@ -486,7 +497,9 @@ int cmd_eval(const Args& a) {
   }
   LoadedStudent s = load_student(path);
   const std::size_t T = a.size("T", 16);
-  print_student_eval(evaluate_student(*s.model, tok, d, meta.max_len, T), T, which.c_str());
+  const EvalResult res = evaluate_student(*s.model, tok, d, meta.max_len, T);
+  print_student_eval(res, T, which.c_str());
+  std::printf("%s", make_report(res.ops, &res.monitor).table().c_str()); // per token, docs/metrics.md
   return 0;
 }
 
