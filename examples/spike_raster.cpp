@@ -59,5 +59,11 @@ int main(int argc, char** argv) {
   svg << "'/>\n<text x='4' y='" << base - rate_h / 2 << "'>rate</text>\n";
   svg << "<text x='" << left << "' y='" << base + 20 << "'>time step</text>\n</svg>\n";
   std::printf("wrote %s (%zu spikes, rate %.3f)\n", path.c_str(), spikes.count(), spikes.rate());
+  // the metrics report (docs/metrics.md): this program has no synaptic layer, so only the population's rate
+  OpsCounter ops;
+  ops.add_tokens(steps); // a "token" here is one time step
+  FiringRateMonitor monitor;
+  monitor.record("lif", spikes);
+  std::printf("%s", make_report(ops, &monitor).table().c_str());
   return 0;
 }
