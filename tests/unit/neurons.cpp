@@ -259,8 +259,8 @@ TEST_CASE("leak-weighted and average rates") {
   const auto w = leak_weighted_rate(s, 0.5); // weights 0.25, 0.5, 1 over t = 1..3
   CHECK(w(0) == doctest::Approx((0.25 + 1) / 1.75));
   CHECK(w(1) == doctest::Approx((0.5 + 1) / 1.75));
-  CHECK_THROWS_AS(leak_weighted_rate(s, 0.0), Error);
-  CHECK_THROWS_AS(average_rate(Tensor<double>({0, 2})), Error);
+  CHECK_THROWS_AS((void)leak_weighted_rate(s, 0.0), Error);
+  CHECK_THROWS_AS((void)average_rate(Tensor<double>({0, 2})), Error);
 }
 
 TEST_CASE("neuron errors name what is wrong") {

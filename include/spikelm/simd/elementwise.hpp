@@ -66,10 +66,16 @@ void map2(const T* a, const T* b, T* out, std::size_t n, std::size_t cost, F f) 
 // Math that works on scalars and on xsimd batches alike.
 template <class V>
 V vexp(const V& v) {
-  if constexpr (is_scalar_v<V>)
+  if constexpr (is_scalar_v<V>) {
     return std::exp(v);
-  else
-    return xsimd::exp(v);
+  } else {
+    // xsimd's exp converts round(x / ln 2) to an integer before it tests the range, which is undefined
+    // behaviour (clang's UBSan: float-cast-overflow) for arguments such as the WKV state's -1e38. Clamp to
+    // a range where exp is already 0 or +inf in every precision; NaN fails both tests and passes through.
+    using T = typename V::value_type;
+    const V lo(T(-1000)), hi(T(1000));
+    return xsimd::exp(xsimd::select(v < lo, lo, xsimd::select(v > hi, hi, v)));
+  }
 }
 template <class V>
 V vtanh(const V& v) {
