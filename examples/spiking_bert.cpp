@@ -8,6 +8,8 @@
 //                                                            evaluates both at T = 4, 8, 16, 32
 //   spiking_bert teacher  --out T.safetensors [--layers 4] [--width 128] [--heads 4] [--ffn 256]
 //                         [--steps 600] [--batch 32] [--lr 1e-3] [--max-len 40] [--seed 1]
+//                         [--init PRETRAINED.safetensors]   (fine-tunes a pretrained BERT imported by
+//                                                            tools/import_hf_bert.py; --lr default 1e-4)
 //   spiking_bert distill  --teacher T.safetensors --out S.safetensors [--layers 2] [--T 16]
 //                         [--general-steps 200] [--task-steps 300] [--pred-steps 300] [--batch 32] [--lr
 //                         1e-3] [--threshold 1] [--feedback 0|1]
@@ -211,37 +213,78 @@ std::vector<std::int64_t> pick(const std::vector<std::int64_t>& xs, const std::v
 
 // ---- teacher ----------------------------------------------------------------------------------------------
 
+/// Loads every tensor of a pretrained BERT file (tools/import_hf_bert.py) into `m` by name; the classifier
+/// (new for the task) and, if the file has none, the pooler keep their random initialisation.
+void init_teacher(Bert<float>& m, const SafetensorsReader& r, const std::string& path) {
+  std::size_t loaded = 0;
+  for (const TensorInfo& t : r.tensors()) {
+    if (!m.parameters().contains(t.name)) continue;
+    const Shape file_shape(t.shape.begin(), t.shape.end());
+    check(m.parameters()[t.name].shape() == file_shape, path, ": ", t.name, " has shape ", file_shape,
+          " but the model's is ", m.parameters()[t.name].shape());
+    const Tensor<float> v = r.read<float>(t.name);
+    m.set_parameter(t.name, v.view());
+    ++loaded;
+  }
+  std::vector<std::string> random;
+  m.parameters().for_each([&](const Parameter<float>& p) {
+    if (!r.contains(p.name)) random.push_back(p.name);
+  });
+  for (const std::string& n : random)
+    check(n.rfind("classifier.", 0) == 0 || n.rfind("pooler.", 0) == 0, path, " lacks ", n,
+          " (not a complete BERT encoder)");
+  std::printf("teacher: %zu tensors from %s; new: %s\n", loaded, path.c_str(), join(random, ' ').c_str());
+}
+
 int cmd_teacher(const Args& a) {
-  a.allow({"out", "layers", "width", "heads", "ffn", "steps", "batch", "lr", "max-len", "seed", "min-count"},
+  a.allow({"out", "init", "layers", "width", "heads", "ffn", "steps", "batch", "lr", "max-len", "seed",
+           "min-count"},
           "teacher");
   const Task task = load_task();
   Meta meta;
   meta.model = "bert";
-  meta.vocab = build_vocab(task.train.texts, a.size("min-count", 2));
   meta.labels = task.train.label_names;
   meta.max_len = a.size("max-len", 40);
+  std::unique_ptr<SafetensorsReader> init;
+  if (a.has("init")) {
+    // A pretrained encoder (tools/import_hf_bert.py): its vocabulary and shape; a new classifier.
+    for (const char* k : {"layers", "width", "heads", "ffn", "min-count"})
+      check(!a.has(k), "--", k, " cannot be combined with --init (the pretrained file fixes it)");
+    init = std::make_unique<SafetensorsReader>(SafetensorsReader::open(a.get("init", "")));
+    const Meta pre = Meta::read(*init, a.get("init", ""));
+    check(pre.model == "bert", a.get("init", ""), " holds a ", pre.model, ", not a BERT encoder");
+    meta.vocab = pre.vocab;
+    meta.cfg = pre.cfg;
+    check(meta.max_len <= meta.cfg.max_positions, "--max-len ", meta.max_len, " exceeds the model's ",
+          meta.cfg.max_positions, " positions");
+  } else {
+    meta.vocab = build_vocab(task.train.texts, a.size("min-count", 2));
+    meta.cfg.hidden = a.size("width", 128);
+    meta.cfg.layers = a.size("layers", 4);
+    meta.cfg.heads = a.size("heads", 4);
+    meta.cfg.intermediate = a.size("ffn", 256);
+    meta.cfg.max_positions = meta.max_len;
+  }
   const WordPieceTokenizer tok = WordPieceTokenizer::from_vocab(meta.vocab);
   meta.cfg.vocab = tok.vocab_size();
-  meta.cfg.hidden = a.size("width", 128);
-  meta.cfg.layers = a.size("layers", 4);
-  meta.cfg.heads = a.size("heads", 4);
-  meta.cfg.intermediate = a.size("ffn", 256);
-  meta.cfg.max_positions = meta.max_len;
   meta.cfg.labels = meta.labels.size();
   meta.cfg.validate();
   const std::size_t steps = a.size("steps", 600), batch = a.size("batch", 32);
   Bert<float> m(meta.cfg);
   Rng rng(a.size("seed", 1));
   m.reset_parameters(rng);
+  if (init) init_teacher(m, *init, a.get("init", ""));
   std::printf(
       "teacher: %zu layers, width %zu, %zu heads, vocabulary %zu, %zu labels; %zu steps of batch %zu\n",
       meta.cfg.layers, meta.cfg.hidden, meta.cfg.heads, meta.cfg.vocab, meta.cfg.labels, steps, batch);
-  optimise(m.parameters(), steps, a.real("lr", 1e-3), "teacher", 50, [&](Tape<float>& tape, std::size_t) {
-    const auto idx = sample(task.train.size(), batch, rng);
-    const auto labels = pick(task.train.labels, idx);
-    const auto o = m.forward(tape, encode(tok, pick(task.train.texts, idx), meta.max_len));
-    return cross_entropy(o.logits, std::span<const std::int64_t>(labels));
-  });
+  // Fine-tuning a pretrained encoder wants a smaller step than training one from scratch.
+  optimise(m.parameters(), steps, a.real("lr", init ? 1e-4 : 1e-3), "teacher", 50,
+           [&](Tape<float>& tape, std::size_t) {
+             const auto idx = sample(task.train.size(), batch, rng);
+             const auto labels = pick(task.train.labels, idx);
+             const auto o = m.forward(tape, encode(tok, pick(task.train.texts, idx), meta.max_len));
+             return cross_entropy(o.logits, std::span<const std::int64_t>(labels));
+           });
   save_model(m.parameters(), meta, a.get("out", "teacher.safetensors"));
   std::printf("wrote %s\n", a.get("out", "teacher.safetensors").c_str());
   return 0;
