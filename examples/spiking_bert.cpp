@@ -216,16 +216,8 @@ std::vector<std::int64_t> pick(const std::vector<std::int64_t>& xs, const std::v
 /// Loads every tensor of a pretrained BERT file (tools/import_hf_bert.py) into `m` by name; the classifier
 /// (new for the task) and, if the file has none, the pooler keep their random initialisation.
 void init_teacher(Bert<float>& m, const SafetensorsReader& r, const std::string& path) {
-  std::size_t loaded = 0;
-  for (const TensorInfo& t : r.tensors()) {
-    if (!m.parameters().contains(t.name)) continue;
-    const Shape file_shape(t.shape.begin(), t.shape.end());
-    check(m.parameters()[t.name].shape() == file_shape, path, ": ", t.name, " has shape ", file_shape,
-          " but the model's is ", m.parameters()[t.name].shape());
-    const Tensor<float> v = r.read<float>(t.name);
-    m.set_parameter(t.name, v.view());
-    ++loaded;
-  }
+  // Shapes are checked by load_parameters; tensors the model lacks are ignored, missing ones checked below.
+  const std::size_t loaded = load_parameters(m.parameters(), r, ParameterIoOptions::partial()).loaded.size();
   std::vector<std::string> random;
   m.parameters().for_each([&](const Parameter<float>& p) {
     if (!r.contains(p.name)) random.push_back(p.name);

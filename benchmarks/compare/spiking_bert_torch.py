@@ -42,34 +42,12 @@ def configure():
 
 def simulate(P, ids, steps):
     """The reference's IF loop (student_simulate) without its margin bookkeeping, which adds a reduction per
-    population and step that the C++ simulation does not do."""
+    population and step that the C++ simulation does not do; returns the logits."""
     types = torch.zeros_like(ids)
     mask = torch.ones(ids.shape, dtype=ref.DTYPE)
-    ext = ((1.0 - mask) * -10000.0)[:, None, None, :]
-    with torch.no_grad():
-        x_e = ref.embed(P, ids, types)
-        maps = [ref.student_currents(P, i, None, ext) for i in range(LAYERS)]
-        u, count = {}, {}
-
-        def fire(name, current):
-            u[name] = u.get(name, torch.zeros_like(current)) + current
-            s = (u[name] >= ref.VTH).to(ref.DTYPE)
-            u[name] -= ref.VTH * s
-            count[name] = count.get(name, torch.zeros_like(current)) + s
-            return s
-
-        for _ in range(steps):
-            s_in = fire("E", x_e)
-            for i in range(LAYERS):
-                m = maps[i]
-                s_k = fire("%d.K" % i, m["K"](s_in))
-                s_v = fire("%d.V" % i, m["V"](s_in))
-                s_a = fire("%d.A" % i, m["A"](s_in, s_k, s_v)[0])
-                s_so = fire("%d.SO" % i, m["SO"](s_a, s_in))
-                s_im = fire("%d.IM" % i, m["IM"](s_so))
-                s_in = fire("%d.O" % i, m["O"](s_im, s_so))
-        a_o = count["%d.O" % (LAYERS - 1)] / steps
-        return torch.relu(a_o[:, 0]) @ P["classifier.weight"].T + P["classifier.bias"]
+    rates, _ = ref.student_simulate(P, LAYERS, ids, types, mask, steps, track_margin=False)
+    a_o = rates["%d.O" % (LAYERS - 1)]
+    return torch.relu(a_o[:, 0]) @ P["classifier.weight"].T + P["classifier.bias"]
 
 
 def main():

@@ -179,9 +179,11 @@ def student_currents(P, i, s_in, ext):
 POPS = ("K", "V", "A", "SO", "IM", "O")
 
 
-def student_simulate(P, layers, ids, types, mask, steps, w_fb=None):
+def student_simulate(P, layers, ids, types, mask, steps, w_fb=None, track_margin=True):
     """IF simulation; returns the rates {name: [B, L, width]} and the smallest |u - vth| seen.  With w_fb,
-    population E also receives W_fb s_O(t - 1) from the last layer's O spikes of the previous step."""
+    population E also receives W_fb s_O(t - 1) from the last layer's O spikes of the previous step.  With
+    track_margin=False the margin (one reduction per population and step) is skipped and returned as inf:
+    benchmarks/compare/spiking_bert_torch.py times this loop."""
     ext = ((1.0 - mask) * -10000.0)[:, None, None, :]
     with torch.no_grad():
         x_e = embed(P, ids, types)
@@ -191,7 +193,8 @@ def student_simulate(P, layers, ids, types, mask, steps, w_fb=None):
 
         def fire(name, current):
             u[name] = u.get(name, torch.zeros_like(current)) + current
-            margin[0] = min(margin[0], float((u[name] - VTH).abs().min()))
+            if track_margin:
+                margin[0] = min(margin[0], float((u[name] - VTH).abs().min()))
             s = (u[name] >= VTH).to(DTYPE)
             u[name] = u[name] - VTH * s
             count[name] = count.get(name, torch.zeros_like(current)) + s
