@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import os
-import struct
 import sys
 import time
 
@@ -31,7 +30,9 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "tools"))
 import spike_gpt as ref  # noqa: E402
+from safetensors_f32 import read_safetensors  # noqa: E402
 from spike_gpt_torch import lif_fast  # noqa: E402  (the reference LIF without fixture bookkeeping)
 
 M32 = 0xFFFFFFFF
@@ -60,20 +61,6 @@ class Rng:
         self.counter += 1
         x = ((b[0] << 32) | b[1]) >> 32
         return (x * n) >> 32
-
-
-def read_safetensors(path):
-    blob = open(path, "rb").read()
-    n = struct.unpack("<Q", blob[:8])[0]
-    header = json.loads(blob[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    out = {}
-    for name, e in header.items():
-        assert e["dtype"] == "F32", (name, e["dtype"])
-        b, e2 = e["data_offsets"]
-        out[name] = torch.frombuffer(bytearray(blob[8 + n + b:8 + n + e2]), dtype=torch.float32).reshape(
-            e["shape"]).clone()
-    return out, meta
 
 
 def forward(P, tokens, L):

@@ -19,12 +19,13 @@
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import zipfile
 
 import torch
+
+from safetensors_f32 import read_safetensors
 
 
 def run(args, expect_ok=True):
@@ -34,35 +35,11 @@ def run(args, expect_ok=True):
     return p
 
 
-def write_safetensors(path, tensors):
-    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
-    for name, t in tensors.items():
-        dtype = {torch.float32: "F32", torch.int64: "I64"}[t.dtype]
-        b = t.contiguous().numpy().tobytes()
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    text = json.dumps(header).encode()
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-
-
-def read_safetensors(path):
-    blob = open(path, "rb").read()
-    n = struct.unpack("<Q", blob[:8])[0]
-    header = json.loads(blob[8:8 + n])
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        b, e2 = e["data_offsets"]
-        out[name] = torch.frombuffer(bytearray(blob[8 + n + b:8 + n + e2]), dtype=torch.float32).reshape(e["shape"])
-    return out, header.get("__metadata__", {})
-
-
 def main(root, work, exe):
     sys.path.insert(0, os.path.join(root, "tests", "reference"))
+    sys.path.insert(0, os.path.join(root, "tools"))
     import bert as ref  # noqa: E402  (the PyTorch reference teacher, float64)
+    import convert_checkpoint  # noqa: E402  (its safetensors writer)
 
     shutil.rmtree(work, ignore_errors=True)
     model_dir = os.path.join(work, "hf", "pkg", "model")
@@ -74,7 +51,8 @@ def main(root, work, exe):
     tensors = {"bert." + k: v.to(torch.float32) for k, v in P.items()}
     tensors["bert.embeddings.position_ids"] = torch.arange(ref.POS, dtype=torch.int64)[None]
     tensors["cls.predictions.bias"] = torch.zeros(ref.V)
-    write_safetensors(os.path.join(model_dir, "model.safetensors"), tensors)
+    convert_checkpoint.write_atomic(os.path.join(model_dir, "model.safetensors"),
+                                    convert_checkpoint.serialize(tensors, {"format": "pt"}))
     config = {"architectures": ["BertForMaskedLM"], "model_type": "bert", "hidden_act": "gelu",
               "hidden_size": ref.D, "num_attention_heads": ref.H, "num_hidden_layers": layers,
               "intermediate_size": ref.FFN, "max_position_embeddings": ref.POS, "type_vocab_size": ref.TYPES,

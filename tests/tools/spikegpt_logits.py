@@ -21,31 +21,17 @@ import json
 import math
 import os
 import re
-import struct
 import subprocess
 import sys
 
 import torch
 
+from safetensors_f32 import read_safetensors
+
 V, D, L, T = 29, 24, 2, 32
 MARGIN = 1e-4
 TOLERANCE = 1e-4
 CHARS = "abcdefghijklmnopqrstuvwxyz .\n"
-
-
-def read_safetensors(path):
-    blob = open(path, "rb").read()
-    n = struct.unpack("<Q", blob[:8])[0]
-    header = json.loads(blob[8:8 + n])
-    data = blob[8 + n:]
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        assert e["dtype"] == "F32", (name, e["dtype"])
-        b, e2 = e["data_offsets"]
-        out[name] = torch.frombuffer(bytearray(data[b:e2]), dtype=torch.float32).reshape(e["shape"])
-    return out
 
 
 def random_model(ref, seed):
@@ -124,7 +110,7 @@ def main():
     for mode in ("parallel", "recurrent"):
         out = os.path.join(work, "logits_%s.safetensors" % mode)
         run([exe, "logits", "--weights", weights, "--tokens", ids, "--out", out, "--mode", mode])
-        got = read_safetensors(out)
+        got, _ = read_safetensors(out)
         c = got["logits"].double()
         if list(c.shape) != [T, V]:
             raise SystemExit("FAIL: logits shape %s, expected [%d, %d]" % (list(c.shape), T, V))
