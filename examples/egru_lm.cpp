@@ -1,16 +1,21 @@
 // egru_lm: a character-level EGRU language model (EvNN's LM setup) on a text file.
 //
 //   egru_lm train    [--data FILE] [--steps N] [--batch B] [--bptt T] [--emb E] [--hidden H] [--layers L]
-//                    [--lr X] [--seed S] [--gru] [--dense] [--dropout P] [--out W.safetensors]
+//                    [--lr X] [--seed S] [--gru] [--dense] [--stateful] [--dropout P] [--out W.safetensors]
 //                    [--checkpoint C.safetensors] [--every N] [--resume C.safetensors] [--eval-chars N]
-//   egru_lm eval     --weights W [--data FILE] [--split validation|test] [--eval-chars N]
+//                    [--thr-mean X | X0,X1,..] [--dampening G] [--support S] [--freeze-thr]
+//                    [--activity-penalty P]
+//   egru_lm eval     --weights W [--data FILE] [--split validation|test] [--eval-chars N] [--context N]
+//                    [--carry-h]
 //   egru_lm generate --weights W [--prompt TEXT] [--length N] [--temperature X] [--top-p P] [--seed S]
 //   egru_lm logits   --weights W --tokens 3,1,4,1 --out OUT.safetensors
 //
 // The text (default: examples/data/kjv.txt, the bundled King James Bible) is split 90/5/5 into train,
-// validation and test. Training draws random windows of --bptt characters (zero state) and uses AdamW with
+// validation and test. Training draws random windows of --bptt characters (zero state) or, with --stateful,
+// walks --batch contiguous streams carrying y from window to window (EvNN's recipe); it uses AdamW with
 // global-norm clipping 0.25; evaluation scores every character of the split once with non-overlapping
-// windows, carrying the recurrent state between windows (as EvNN's LM carries y). --gru trains a plain GRU of
+// windows (--context, default 128; training evaluates with --bptt), carrying the recurrent state between
+// windows (as EvNN's LM carries y; --carry-h also carries h, as streaming does). --gru trains a plain GRU of
 // the same size (the dense baseline). Weights are written as safetensors under EvNN's parameter names, with
 // the character vocabulary and the configuration in the metadata. Each command prints perplexity, bits per
 // character and the activity sparsity of every layer (fraction of y = 0); training also prints the backward
@@ -83,7 +88,8 @@ struct EvalResult {
   FiringRateMonitor rates; ///< events per layer: firing rate = 1 - activity sparsity
 };
 
-EvalResult evaluate(EgruLM<float>& lm, std::span<const TokenId> tokens, std::size_t context) {
+EvalResult evaluate(EgruLM<float>& lm, std::span<const TokenId> tokens, std::size_t context,
+                    bool carry_h = false) {
   EvalResult res;
   const std::size_t L = lm.num_layers();
   std::vector<std::size_t> zeros(L, 0), steps(L, 0);
@@ -92,7 +98,7 @@ EvalResult evaluate(EgruLM<float>& lm, std::span<const TokenId> tokens, std::siz
   for (std::size_t s = 0; s + 1 < tokens.size(); s += context) {
     const std::size_t len = std::min(context, tokens.size() - 1 - s);
     Tape<float> tape;
-    const auto logp = lm.forward(tape, tokens.subspan(s, len), 1, false, nullptr, &state);
+    const auto logp = lm.forward(tape, tokens.subspan(s, len), 1, false, nullptr, &state, carry_h);
     for (std::size_t t = 0; t < len; ++t)
       res.nll -= static_cast<double>(logp.value()(t, static_cast<std::size_t>(tokens[s + t + 1])));
     res.count += len;
@@ -131,9 +137,20 @@ int cmd_train(const Args& a) {
   cfg.embedding = a.size("emb", 128);
   cfg.hidden = a.size("hidden", 256);
   cfg.layers = a.size("layers", 3);
-  cfg.thr_mean = a.real("thr-mean", cfg.thr_mean);
+  if (const std::string thr = a.get("thr-mean", ""); thr.find(',') != std::string::npos) {
+    for (std::size_t pos = 0; pos <= thr.size();) { // one mean per layer: X0,X1,...
+      const std::size_t end = std::min(thr.find(',', pos), thr.size());
+      Args one;
+      one.kv["thr-mean"] = thr.substr(pos, end - pos);
+      cfg.layer_thr_mean.push_back(one.real("thr-mean", 0.0));
+      pos = end + 1;
+    }
+  } else {
+    cfg.thr_mean = a.real("thr-mean", cfg.thr_mean);
+  }
   cfg.cell.dampening = a.real("dampening", cfg.cell.dampening);
   cfg.cell.support = a.real("support", cfg.cell.support);
+  cfg.cell.activity_penalty = a.real("activity-penalty", 0.0);
   const double p = a.real("dropout", 0.1);
   cfg.dropout_embedding = p;
   cfg.dropout_forward = p;
@@ -170,15 +187,24 @@ int cmd_train(const Args& a) {
       steps);
   const auto valid = std::span<const TokenId>(corpus.splits.validation)
                          .first(std::min(eval_chars, corpus.splits.validation.size()));
+  // --stateful: contiguous streams, each window continuing the last with the carried y (EvNN's training);
+  // otherwise random windows from a zero state. After --resume the carried state starts from zero.
+  const bool stateful = a.has("stateful");
+  const StreamWindows streams(corpus.splits.train, bptt, batch);
+  EgruLmState<float> carried;
   const auto t0 = Clock::now();
   double smoothed = 0;
   const std::size_t first_step = static_cast<std::size_t>(st.step);
   EvalResult last_eval;
   for (std::size_t step = first_step; step < steps; ++step) {
-    const WindowBatch wb = random_windows(corpus.splits.train, bptt, batch, st.rngs["data"]);
+    const std::size_t k = step % streams.windows();
+    if (stateful && k == 0) carried = EgruLmState<float>{}; // a new pass over the streams
+    const WindowBatch wb =
+        stateful ? streams.window(k) : random_windows(corpus.splits.train, bptt, batch, st.rngs["data"]);
     Tape<float> tape;
     lm.parameters().zero_grad();
-    const auto loss = lm.loss(tape, wb.inputs.span(), wb.targets.span(), batch, true, &st.rngs["dropout"]);
+    const auto loss = lm.loss(tape, wb.inputs.span(), wb.targets.span(), batch, true, &st.rngs["dropout"],
+                              stateful ? &carried : nullptr);
     tape.backward(loss);
     check_finite_step(step, loss.value().data()[0], lm.parameters());
     clip_grad_norm(lm.parameters(), 0.25);
@@ -223,7 +249,9 @@ int cmd_eval(const Args& a) {
   const auto& toks = split == "test" ? corpus.splits.test : corpus.splits.validation;
   const auto span =
       std::span<const TokenId>(toks).first(std::min(a.size("eval-chars", toks.size()), toks.size()));
-  const EvalResult e = evaluate(*m.lm, span, 128);
+  const std::size_t context = a.size("context", 128);
+  check(context > 0, "egru_lm eval: --context must be positive");
+  const EvalResult e = evaluate(*m.lm, span, context, a.has("carry-h"));
   print_eval(split.c_str(), e);
   print_metrics(e);
   return 0;
@@ -281,7 +309,7 @@ int cmd_logits(const Args& a) {
 int main(int argc, char** argv) {
   try {
     const std::string cmd = argc > 1 ? argv[1] : "";
-    const Args a = parse_args(argc, argv, 2, {"gru", "dense", "freeze-thr"});
+    const Args a = parse_args(argc, argv, 2, {"gru", "dense", "freeze-thr", "stateful", "carry-h"});
     if (cmd == "train") return cmd_train(a);
     if (cmd == "eval") return cmd_eval(a);
     if (cmd == "generate") return cmd_generate(a);

@@ -141,6 +141,14 @@ elif [ "$kind" = egru_lm ]; then
     --out w.safetensors
   V=$(weights_vocab w.safetensors)
   run "$prog" eval --weights w.safetensors --eval-chars 200
+  # EvNN's stateful training (contiguous streams, y carried), per-layer threshold means, activity
+  # regularisation; streaming eval
+  run "$prog" train --steps 4 --emb 16 --hidden 16 --layers 2 --batch 2 --bptt 8 --every 4 --eval-chars 100 \
+    --stateful --thr-mean 0.2,0.05 --activity-penalty 0.1 --out ws.safetensors
+  run "$prog" eval --weights ws.safetensors --eval-chars 100 --context 16 --carry-h
+  expect_error "2 per-layer threshold means for 3 layers" "$prog" train --steps 1 --layers 3 --thr-mean 0.2,0.1
+  expect_error "--context must be positive" "$prog" eval --weights ws.safetensors --context 0
+  expect_error "option --thr-mean expects a number, got 'x'" "$prog" train --steps 1 --thr-mean 0.2,x,0.1
   run "$prog" generate --weights w.safetensors --length 20 --seed 3
   run "$prog" logits --weights w.safetensors --tokens 3,1,4,1,5 --out logits.safetensors
   check_logits logits.safetensors 5 "$V"

@@ -22,7 +22,8 @@ gives every gradient, theta's included.
 
 Cases:
   layer/*  one layer, input 5, hidden 6, batch 3, 9 steps, random y0 and h0; loss
-           L = sum(y * gy) + sum(h * gh) + sum(trace * gt) with fixed random gy, gh, gt.
+           L = sum(y * gy) + sum(h * gh) + sum(trace * gt) with fixed random gy, gh, gt; layer/ar_* the
+           gradients of L + 2.5 mean(o) (EvNN's activity regularisation, EgruOptions::activity_penalty).
   gru/*    EgruOptions::gru (a plain GRU, the dense baseline) against torch.nn.GRU, weights mapped from the
            EvNN layout; y0 = h0 given; loss sum(y * gy).
   lm/*     the AWD-style LM without dropout: vocab 13, embedding 6, hidden 8, 3 layers (the last as wide as
@@ -41,6 +42,7 @@ import torch
 
 DTYPE = torch.float64
 GAMMA, SUPPORT = 0.7, 1.0
+AR_PENALTY = 2.5
 
 
 class Heaviside(torch.autograd.Function):
@@ -125,6 +127,16 @@ def layer_case(out):
     out.append(fmt("layer/loss", loss.reshape(1)))
     for n, v in zip(names, leaves):
         out.append(fmt("layer/grad_" + n, v.grad))
+    # EvNN's activity regularisation (its LM's gamma): the same loss plus AR_PENALTY * mean(o), o through
+    # the pseudo-derivative
+    for v in leaves:
+        v.grad = None
+    y, h, o, tr = egru_layer(x, y0, h0, W, R, bx, br, thr)
+    loss_ar = (y * gy).sum() + (h * gh).sum() + (tr * gt).sum() + AR_PENALTY * o.mean()
+    loss_ar.backward()
+    out.append(fmt("layer/ar_penalty", torch.tensor([AR_PENALTY], dtype=DTYPE)))
+    for n, v in zip(names, leaves):
+        out.append(fmt("layer/ar_grad_" + n, v.grad))
     return float(o.mean()), min(margins)
 
 

@@ -3,6 +3,8 @@
 #include "fixtures.hpp"
 #include "test_util.hpp"
 
+#include <numeric>
+
 #include <spikelm/models/egru_lm.hpp>
 
 using namespace spikelm;
@@ -47,21 +49,40 @@ void layer_conformance(EgruMode mode) {
   EgruGrads<double> g;
   layer.backward(cache, f["layer/gy"].as<double>(), f["layer/gh"].as<double>(), f["layer/gt"].as<double>(), g,
                  &act);
-  const std::pair<const char*, const Tensor<double>*> grads[] = {
-      {"layer/grad_x", &g.x},
-      {"layer/grad_y0", &g.y0},
-      {"layer/grad_h0", &g.h0},
-      {"layer/grad_kernel", &g.kernel},
-      {"layer/grad_recurrent_kernel", &g.recurrent_kernel},
-      {"layer/grad_bias", &g.bias},
-      {"layer/grad_recurrent_bias", &g.recurrent_bias},
-      {"layer/grad_thr", &g.thr}};
-  for (const auto& [name, t] : grads) {
-    REQUIRE(t->size() == f[name].values.size());
-    require_close(t->data(), f[name].values.data(), t->size(), 1e-8, 1e-11, name);
-  }
+  // every gradient against the fixture's tensors named prefix + parameter
+  const auto check_grads = [&](const std::string& prefix, const EgruGrads<double>& gg) {
+    const std::pair<const char*, const Tensor<double>*> grads[] = {{"x", &gg.x},
+                                                                   {"y0", &gg.y0},
+                                                                   {"h0", &gg.h0},
+                                                                   {"kernel", &gg.kernel},
+                                                                   {"recurrent_kernel", &gg.recurrent_kernel},
+                                                                   {"bias", &gg.bias},
+                                                                   {"recurrent_bias", &gg.recurrent_bias},
+                                                                   {"thr", &gg.thr}};
+    for (const auto& [name, t] : grads) {
+      const std::string key = prefix + name;
+      REQUIRE(t->size() == f[key].values.size());
+      require_close(t->data(), f[key].values.data(), t->size(), 1e-8, 1e-11, key.c_str());
+    }
+  };
+  check_grads("layer/grad_", g);
   if (mode == EgruMode::EventDriven)
     CHECK(act.backward_sparsity() > 0.0); // some recurrent gradients were skipped
+
+  // EvNN's activity regularisation: the same loss plus penalty * mean(o)
+  EgruOptions ar = opt;
+  ar.activity_penalty = f["layer/ar_penalty"].values.at(0);
+  layer.set_options(ar);
+  EgruCache<double> cache_ar;
+  layer.forward(x, y0, h0, y.view(), h.view(), tr.view(), true, nullptr, &cache_ar);
+  EgruGrads<double> gar;
+  layer.backward(cache_ar, f["layer/gy"].as<double>(), f["layer/gh"].as<double>(), f["layer/gt"].as<double>(),
+                 gar);
+  check_grads("layer/ar_grad_", gar);
+  // the penalty changed the gradients (it is not a no-op)
+  double moved = 0;
+  for (std::size_t j = 0; j < H; ++j) moved += std::abs(gar.thr.data()[j] - g.thr.data()[j]);
+  CHECK(moved > 1e-6);
 }
 } // namespace
 
@@ -156,6 +177,51 @@ TEST_CASE("EGRU: event-driven and dense paths agree with DropConnect and zoneout
   CHECK(act[1].backward_sparsity() == doctest::Approx(0.0));
   // rows of dR belong only to units that emitted an event at some step
   // (a unit silent throughout gives a zero row)
+}
+
+TEST_CASE("EGRU: event-driven forward equals dense for odd widths (panel tails) and batch 1") {
+  for (std::size_t H : {std::size_t(37), std::size_t(45)})
+    for (std::size_t B : {std::size_t(1), std::size_t(3)}) {
+      CAPTURE(H);
+      CAPTURE(B);
+      ParameterSet<float> ps;
+      EgruLayer<float> layer(ps, "", 7, H);
+      Rng init(H + B);
+      layer.reset_parameters(init, 0.1);
+      Tensor<float> x({6, B, 7}), y[2] = {Tensor<float>({6, B, H}), Tensor<float>({6, B, H})};
+      init.fill_normal(x.span());
+      EgruActivity act[2];
+      for (int m = 0; m < 2; ++m) {
+        EgruOptions o;
+        o.mode = m == 0 ? EgruMode::EventDriven : EgruMode::Dense;
+        layer.set_options(o);
+        layer.forward(x, {}, {}, y[m].view(), {}, {}, false, nullptr, nullptr, &act[m]);
+      }
+      require_close(y[0].data(), y[1].data(), y[0].size(), 1e-5, 1e-6, "y");
+      CHECK(act[0].events == act[1].events);
+      CHECK(act[0].activity() > 0.05);
+    }
+}
+
+TEST_CASE("EGRU LM: per-layer threshold means") {
+  EgruLmConfig cfg;
+  cfg.vocab = 7;
+  cfg.embedding = 64;
+  cfg.hidden = 256;
+  cfg.layer_thr_mean = {0.6, 0.3, 0.05};
+  EgruLM<double> lm(cfg);
+  Rng rng(2);
+  lm.reset_parameters(rng);
+  const auto mean = [&](std::size_t l) {
+    const auto& t = lm.parameters()["rnns." + std::to_string(l) + ".thr"].value;
+    return std::accumulate(t.begin(), t.end(), 0.0) / static_cast<double>(t.size());
+  };
+  CHECK(mean(0) == doctest::Approx(0.6).epsilon(0.1));
+  CHECK(mean(1) == doctest::Approx(0.3).epsilon(0.1));
+  CHECK(mean(2) < 0.15); // 64 draws from Beta(0.16, 3): mean 0.05, standard error about 0.013
+  cfg.layer_thr_mean = {0.2, 0.2};
+  CHECK_THROWS_WITH_AS(EgruLM<double>{cfg}, doctest::Contains("2 per-layer threshold means for 3 layers"),
+                       Error);
 }
 
 TEST_CASE("EGRU: rows of dR are zero for units that never emitted an event") {

@@ -1048,6 +1048,35 @@ TEST_CASE("datasets: splits, random training windows, evaluation windows, shuffl
   CHECK(perm != shuffled_indices(100, sh1));
 }
 
+TEST_CASE("datasets: contiguous streams for stateful training continue each row's text") {
+  std::vector<TokenId> toks(103);
+  for (std::size_t i = 0; i < toks.size(); ++i) toks[i] = static_cast<TokenId>(i);
+  // 102 predictions over 4 streams: 25 tokens each (tokens 100..102 unused), windows of 10, 10 and 5.
+  const StreamWindows sw(toks, 10, 4);
+  CHECK(sw.stream_length() == 25);
+  CHECK(sw.windows() == 3);
+  std::vector<std::vector<TokenId>> row_inputs(4);
+  for (std::size_t k = 0; k < sw.windows(); ++k) {
+    const WindowBatch w = sw.window(k);
+    const std::size_t len = k + 1 == sw.windows() ? 5 : 10;
+    REQUIRE(w.inputs.shape() == Shape{4, len});
+    for (std::size_t r = 0; r < 4; ++r)
+      for (std::size_t t = 0; t < len; ++t) {
+        CHECK(w.targets(r, t) == w.inputs(r, t) + 1);
+        row_inputs[r].push_back(w.inputs(r, t));
+      }
+  }
+  // Concatenated windows give each row's stream exactly once, in order.
+  for (std::size_t r = 0; r < 4; ++r) {
+    REQUIRE(row_inputs[r].size() == 25);
+    for (std::size_t t = 0; t < 25; ++t) CHECK(row_inputs[r][t] == static_cast<TokenId>(r * 25 + t));
+  }
+  CHECK(sw.window(3).inputs(0, 0) == 0); // wraps to the start of the next epoch
+  CHECK(sw.window(3).targets(3, 9) == 85);
+  CHECK_THROWS_AS(StreamWindows(toks, 0, 4), Error);
+  CHECK_THROWS_AS(StreamWindows(std::span<const TokenId>(toks).first(4), 10, 4), Error);
+}
+
 TEST_CASE("labeled TSV reader") {
   const auto d = parse_labeled_tsv("text\tlabel\r\nfirst\tpos\nsecond\twith tab\tneg\n\nthird\tpos\n",
                                    "t.tsv", {}, true);

@@ -179,3 +179,30 @@ TEST_CASE("spike_matmul: shape errors") {
   CHECK_THROWS_AS(spike_matmul_input_grad(g, w, bad_gi), Error);
   spike_matmul_input_grad(g, w, gi);
 }
+
+TEST_CASE_TEMPLATE("weighted_sum_rows: graded events summed in registers match a scalar loop", T, float,
+                   double) {
+  // widths across the 8-batch panel, single-batch and scalar tails; column ranges not starting at 0
+  const std::size_t rows = 37, ld = 101;
+  const auto src = random_vector<T>(rows * ld, 3);
+  const auto coef = random_vector<T>(rows, 4);
+  const std::vector<std::uint32_t> idx{0, 3, 4, 9, 17, 18, 30, 36};
+  for (std::size_t c0 : {std::size_t(0), std::size_t(5)})
+    for (std::size_t c1 : {c0, c0 + 1, c0 + 7, c0 + 33, c0 + 64, ld}) {
+      CAPTURE(c0);
+      CAPTURE(c1);
+      auto dst = random_vector<T>(ld, 5);
+      std::vector<T> ref = dst;
+      for (std::size_t c = c0; c < c1; ++c)
+        for (auto i : idx) ref[c] += coef[i] * src[i * ld + c];
+      detail::weighted_sum_rows<simd::default_arch>(src.data(), ld, idx.data(), idx.size(), coef.data(),
+                                                    dst.data(), c0, c1);
+      for (std::size_t c = 0; c < ld; ++c) CHECK(dst[c] == doctest::Approx(ref[c]).epsilon(1e-5));
+    }
+  // no events: the destination is unchanged
+  auto dst = random_vector<T>(ld, 6);
+  const auto before = dst;
+  detail::weighted_sum_rows<simd::default_arch>(src.data(), ld, idx.data(), 0, coef.data(), dst.data(), 0,
+                                                ld);
+  CHECK(dst == before);
+}

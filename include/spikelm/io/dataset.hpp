@@ -84,6 +84,44 @@ struct WindowBatch {
   return b;
 }
 
+/// Contiguous training streams for stateful (truncated-BPTT) training, as AWD-LSTM's and EvNN's `batchify`
+/// + `get_batch`: the first `batch * L` tokens (L = (n - 1) / batch) are cut into `batch` streams of L tokens
+/// plus the one target after each; window k of `context` tokens has, in row b, inputs
+/// stream_b[k context, k context + len) and targets shifted by one, len = min(context, L - k context).
+/// Consecutive windows continue each row's text, so a model may carry its recurrent state from window k to
+/// k + 1; window 0 follows the last one (an epoch boundary, where the state should be reset). The tokens must
+/// outlive this object.
+class StreamWindows {
+ public:
+  StreamWindows(std::span<const TokenId> tokens, std::size_t context, std::size_t batch)
+      : tokens_(tokens), context_(context), batch_(batch) {
+    check(context > 0 && batch > 0, "StreamWindows: context and batch must be positive");
+    check(tokens.size() > batch, "StreamWindows: ", tokens.size(), " tokens are too few for ", batch,
+          " streams");
+    stream_ = (tokens.size() - 1) / batch;
+  }
+  /// Tokens per stream (each also has its next token as a target).
+  [[nodiscard]] std::size_t stream_length() const noexcept { return stream_; }
+  /// Windows per epoch (the last may be shorter than the context).
+  [[nodiscard]] std::size_t windows() const noexcept { return (stream_ + context_ - 1) / context_; }
+  /// Window k mod windows(): inputs and targets [batch, len].
+  [[nodiscard]] WindowBatch window(std::size_t k) const {
+    const std::size_t s = (k % windows()) * context_, len = std::min(context_, stream_ - s);
+    WindowBatch b{Tensor<TokenId>({batch_, len}, uninitialized),
+                  Tensor<TokenId>({batch_, len}, uninitialized)};
+    for (std::size_t r = 0; r < batch_; ++r) {
+      const auto first = tokens_.begin() + static_cast<std::ptrdiff_t>(r * stream_ + s);
+      std::copy_n(first, len, b.inputs.data() + r * len);
+      std::copy_n(first + 1, len, b.targets.data() + r * len);
+    }
+    return b;
+  }
+
+ private:
+  std::span<const TokenId> tokens_;
+  std::size_t context_, batch_, stream_ = 0;
+};
+
 /// Non-overlapping evaluation windows: window k has inputs tokens[k L, k L + len) and targets
 /// tokens[k L + 1, k L + len + 1) with len = min(L, n - 1 - k L), so the n - 1 next-token predictions of the
 /// sequence are each scored exactly once. Batches hold `batch` consecutive windows (the last may hold fewer);

@@ -26,6 +26,7 @@
 #include "../core/tensor.hpp"
 #include "../simd/elementwise.hpp"
 #include "../simd/reduce.hpp"
+#include "../spike/accumulate.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -44,6 +45,10 @@ struct EgruOptions {
   double support = 1.0;     ///< s: the pseudo-derivative is non-zero for |c - theta| < 1 / s
   double zoneout = 0.0;     ///< zoneout probability (0: off)
   double dropconnect = 0.0; ///< DropConnect probability on R during training (0: off)
+  /// EvNN's activity regularisation (its LM's `gamma`): the backward adds the gradient of
+  /// activity_penalty * mean(o) over the T x B x H unit-steps (o through the pseudo-derivative). The term is
+  /// not part of any loss value (EvNN also reports the loss without it).
+  double activity_penalty = 0.0;
   /// A plain GRU (the dense baseline): every unit emits y = h = c at every step, theta is unused.
   bool gru = false;
   EgruMode mode = EgruMode::EventDriven;
@@ -225,26 +230,40 @@ class EgruLayer {
         T* ynew = cc.y.data() + ((t + 1) * B + b) * H;
         T* hnew = cc.h.data() + ((t + 1) * B + b) * H;
         const T* zm = cc.z_mask.empty() ? nullptr : cc.z_mask.data() + (t * B + b) * H;
-        for (std::size_t j = 0; j < H; ++j) {
-          const T u = sigmoid(ab[j] + rb[j]);
-          const T r = sigmoid(ab[H + j] + rb[H + j]);
-          const T q = rb[2 * H + j];
-          const T g = std::tanh(ab[2 * H + j] + r * q);
-          T cv = u * hprev[j] + (T(1) - u) * g;
+        // the cell, on SIMD batches of units and then one unit at a time (V = batch or T)
+        const auto cell = [&](auto proto, std::size_t j) {
+          using V = decltype(proto);
+          using simd::detail::vload, simd::detail::vstore;
+          const V u = simd::detail::vsigmoid(vload<V>(ab + j) + vload<V>(rb + j));
+          const V r = simd::detail::vsigmoid(vload<V>(ab + H + j) + vload<V>(rb + H + j));
+          const V q = vload<V>(rb + 2 * H + j);
+          const V g = simd::detail::vtanh(vload<V>(ab + 2 * H + j) + r * q);
+          const V hp = vload<V>(hprev + j);
+          V cv = u * hp + (V(T(1)) - u) * g;
           if (zm)
-            cv = (cv - hprev[j]) * zm[j] + hprev[j];
+            cv = (cv - hp) * vload<V>(zm + j) + hp;
           else if (!training && p_zone > T(0))
-            cv = p_zone * hprev[j] + (T(1) - p_zone) * cv;
-          const bool fire = gru || cv > thr[j];
-          const T th = gru ? T(0) : thr[j];
-          gt[j] = u;
-          gt[H + j] = r;
-          gt[2 * H + j] = g;
-          qt[j] = q;
-          ct[j] = cv;
-          ynew[j] = fire ? cv : T(0);
-          hnew[j] = fire ? cv - th : cv;
+            cv = V(p_zone) * hp + V(T(1) - p_zone) * cv;
+          vstore(gt + j, u);
+          vstore(gt + H + j, r);
+          vstore(gt + 2 * H + j, g);
+          vstore(qt + j, q);
+          vstore(ct + j, cv);
+          if (gru) { // every unit emits its c; h = c
+            vstore(ynew + j, cv);
+            vstore(hnew + j, cv);
+          } else {
+            const V th = vload<V>(thr + j);
+            vstore(ynew + j, simd::detail::where_greater(cv, th, cv, V(T(0))));
+            vstore(hnew + j, simd::detail::where_greater(cv, th, cv - th, cv));
+          }
+        };
+        std::size_t j = 0;
+        if constexpr (simd::lanes < T, simd::default_arch >> 0) {
+          using Batch = xsimd::batch<T, simd::default_arch>;
+          for (; j + Batch::size <= H; j += Batch::size) cell(Batch(T(0)), j);
         }
+        for (; j < H; ++j) cell(T(0), j);
         collect_events(ynew, H, cc.events[(t + 1) * B + b]);
         events += cc.events[(t + 1) * B + b].size();
         T* tr = trace.data() + b * H;
@@ -297,6 +316,7 @@ class EgruLayer {
     std::vector<std::uint8_t> needed(B * H);
     UnitGroups groups;
     std::size_t active = 0;
+    const T ar = gru || T_ * B * H == 0 ? T(0) : static_cast<T>(opt_.activity_penalty / double(T_ * B * H));
     for (std::size_t tt = T_; tt-- > 0;) {
       for (std::size_t b = 0; b < B; ++b) {
         const std::size_t row = tt * B + b;
@@ -318,7 +338,7 @@ class EgruLayer {
           const T cv = ct[j], th = gru ? T(0) : thr[j];
           const T o = (gru || cv > th) ? T(1) : T(0);
           const T pd = gru ? T(0) : gamma * std::max(T(0), T(1) - s * std::abs(cv - th));
-          const T d_heavi = pd * (cv * dy_total - th * dh_total);
+          const T d_heavi = pd * (cv * dy_total - th * dh_total + ar);
           if (!gru) g.thr.data()[j] -= d_heavi + o * dh_total;
           T dc = o * dy_total + dh_total + d_heavi;
           T dh_prev;
@@ -408,8 +428,6 @@ class EgruLayer {
   }
 
  private:
-  static T sigmoid(T v) noexcept { return T(1) / (T(1) + std::exp(-v)); }
-
   static void collect_events(const T* y, std::size_t n, std::vector<std::uint32_t>& out) {
     out.clear();
     for (std::size_t i = 0; i < n; ++i)
@@ -426,22 +444,22 @@ class EgruLayer {
       for (std::size_t b = 0; b < B; ++b) simd::add(rh.data() + b * G, br, rh.data() + b * G, G);
       return;
     }
-    // Events grouped by unit: row i of R is read once per step and added into every batch row in which
-    // unit i emitted an event, one column block at a time (the block of all batch rows stays in cache).
-    UnitGroups groups;
-    group_by_unit(events, yprev, B, groups);
+    // Column panels of kPanel columns: for each panel, every batch row sums the panel segments of its events'
+    // rows in registers (detail::weighted_sum_rows); the panel of R (H rows x kPanel values) stays in cache
+    // across the batch, so R is read from memory about once per step and no output is reloaded per event.
     for (std::size_t b = 0; b < B; ++b) std::copy(br, br + G, rh.data() + b * G);
-    const std::size_t nb = column_blocks(B, G);
-    const std::size_t bw = (G + nb - 1) / nb;
-    parallel_for(nb, (groups.batch.size() + B) * G, [&](std::size_t k) {
-      const std::size_t c0 = k * bw, c1 = std::min(G, c0 + bw);
-      for (std::uint32_t i : groups.units) {
-        const T* row = R + std::size_t(i) * G + c0;
-        for (std::uint32_t e = groups.offsets[i]; e < groups.offsets[i + 1]; ++e)
-          simd::axpy(groups.value[e], row, rh.data() + std::size_t(groups.batch[e]) * G + c0, c1 - c0);
-      }
+    std::size_t n_events = 0;
+    for (std::size_t b = 0; b < B; ++b) n_events += events[b].size();
+    parallel_for((G + kPanel - 1) / kPanel, (n_events + B) * G, [&](std::size_t p) {
+      const std::size_t c0 = p * kPanel, c1 = std::min(G, c0 + kPanel);
+      for (std::size_t b = 0; b < B; ++b)
+        detail::weighted_sum_rows<simd::default_arch>(R, G, events[b].data(), events[b].size(), yprev + b * H,
+                                                      rh.data() + b * G, c0, c1);
     });
   }
+
+  /// Columns per panel of the event-driven recurrent product: eight SIMD batches (held in registers).
+  static constexpr std::size_t kPanel = 8 * std::max<std::size_t>(simd::lanes<T, simd::default_arch>, 1);
 
   /// Events of one step grouped by unit: for unit i, entries offsets[i] .. offsets[i + 1] list the batch
   /// rows with y[b, i] != 0 and the values; `units` lists the units with at least one event.
@@ -508,6 +526,8 @@ class EgruLayer {
     check(o.zoneout >= 0.0 && o.zoneout < 1.0, "EgruOptions: zoneout must be in [0, 1), got ", o.zoneout);
     check(o.dropconnect >= 0.0 && o.dropconnect < 1.0, "EgruOptions: dropconnect must be in [0, 1), got ",
           o.dropconnect);
+    check(std::isfinite(o.activity_penalty), "EgruOptions: activity_penalty must be finite, got ",
+          o.activity_penalty);
   }
 
   std::size_t input_ = 0, hidden_ = 0;

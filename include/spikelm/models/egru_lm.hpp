@@ -39,7 +39,8 @@ struct EgruLmConfig {
   double dropout_forward = 0.0;   ///< variational dropout between layers
   double dropout_output = 0.5;    ///< variational dropout before the decoder (fixed at 0.5 in the reference)
   double thr_mean = 0.3;          ///< mean of the Beta initialisation of the thresholds
-  EgruOptions cell{};             ///< dampening, support, zoneout, dropconnect (DropConnect on R), mode
+  std::vector<double> layer_thr_mean; ///< per-layer means (empty: thr_mean for every layer)
+  EgruOptions cell{};                 ///< dampening, support, zoneout, dropconnect (DropConnect on R), mode
 
   [[nodiscard]] std::size_t width(std::size_t l) const noexcept {
     return l + 1 == layers ? embedding : hidden;
@@ -49,6 +50,8 @@ struct EgruLmConfig {
     check(vocab > 0 && embedding > 0 && hidden > 0 && layers > 0,
           "EgruLmConfig: vocab, embedding, hidden and ", "layers must be positive (got ", vocab, ", ",
           embedding, ", ", hidden, ", ", layers, ")");
+    check(layer_thr_mean.empty() || layer_thr_mean.size() == layers, "EgruLmConfig: ", layer_thr_mean.size(),
+          " per-layer threshold means for ", layers, " layers");
     for (double p : {dropout_words, dropout_embedding, dropout_forward, dropout_output})
       check(p >= 0.0 && p < 1.0, "EgruLmConfig: dropout probabilities must be in [0, 1), got ", p);
   }
@@ -79,7 +82,8 @@ class EgruLM {
   /// The reference initialisation: embedding U(-0.1, 0.1), EGRU layers as EvNN, decoder bias 0.
   void reset_parameters(Rng& rng) {
     rng.fill_uniform(embedding_->value.span(), T(-0.1), T(0.1));
-    for (auto& l : layers_) l.reset_parameters(rng, cfg_.thr_mean);
+    for (std::size_t l = 0; l < layers_.size(); ++l)
+      layers_[l].reset_parameters(rng, cfg_.layer_thr_mean.empty() ? cfg_.thr_mean : cfg_.layer_thr_mean[l]);
     decoder_bias_->value.fill(T(0));
   }
 

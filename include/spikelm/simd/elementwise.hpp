@@ -106,9 +106,32 @@ V where_positive(const V& v, const V& a) {
   else
     return xsimd::select(v > V(0), a, V(0));
 }
+/// a > b ? x : y, lane by lane
+template <class V>
+V where_greater(const V& a, const V& b, const V& x, const V& y) {
+  if constexpr (is_scalar_v<V>)
+    return a > b ? x : y;
+  else
+    return xsimd::select(a > b, x, y);
+}
 template <class V>
 V vsigmoid(const V& v) {
   return V(1) / (V(1) + vexp(V(0) - v));
+}
+/// Loads a V (a scalar or an xsimd batch) from p, unaligned; vstore writes one back.
+template <class V, class T>
+V vload(const T* p) {
+  if constexpr (is_scalar_v<V>)
+    return *p;
+  else
+    return V::load_unaligned(p);
+}
+template <class V, class T>
+void vstore(T* p, const V& v) {
+  if constexpr (is_scalar_v<V>)
+    *p = v;
+  else
+    v.store_unaligned(p);
 }
 } // namespace detail
 

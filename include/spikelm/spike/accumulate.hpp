@@ -69,6 +69,64 @@ void sum_rows_tile(const T* src, std::size_t ld, const Index* idx, std::size_t n
   if (e < n_idx) add_range<Arch>(src + static_cast<std::size_t>(idx[e]) * ld, dst, c0, c1);
 }
 
+/// dst[c0, c1) += sum over e of coef[idx[e]] * src[idx[e] * ld + c] — a weighted sum of rows (graded
+/// events). The destination is held in registers over panels of eight SIMD batches while every event's row
+/// segment is read once, so each term costs one load, one multiply and one add (no destination traffic).
+/// Callers iterate panels in their outer loop so that a panel of all `src` rows stays in cache.
+template <class Arch, class T, class Index>
+void weighted_sum_rows(const T* src, std::size_t ld, const Index* idx, std::size_t n_idx, const T* coef,
+                       T* dst, std::size_t c0, std::size_t c1) {
+  std::size_t c = c0;
+  if constexpr (simd::lanes < T, Arch >> 0) {
+    using B = xsimd::batch<T, Arch>;
+    constexpr std::size_t N = B::size, kAhead = 4;
+    for (; c + 8 * N <= c1; c += 8 * N) {
+      B a0 = B::load_unaligned(dst + c), a1 = B::load_unaligned(dst + c + N);
+      B a2 = B::load_unaligned(dst + c + 2 * N), a3 = B::load_unaligned(dst + c + 3 * N);
+      B a4 = B::load_unaligned(dst + c + 4 * N), a5 = B::load_unaligned(dst + c + 5 * N);
+      B a6 = B::load_unaligned(dst + c + 6 * N), a7 = B::load_unaligned(dst + c + 7 * N);
+      for (std::size_t e = 0; e < n_idx; ++e) {
+        const auto i = static_cast<std::size_t>(idx[e]);
+        const B v(coef[i]);
+        const T* p = src + i * ld + c;
+        if (e + kAhead < n_idx) { // the rows are scattered: ask for a later event's segment early
+          const T* q = src + static_cast<std::size_t>(idx[e + kAhead]) * ld + c;
+#if defined(__GNUC__) || defined(__clang__)
+          __builtin_prefetch(q);
+          __builtin_prefetch(q + 8 * N - 1);
+#else
+          (void)q;
+#endif
+        }
+        a0 += v * B::load_unaligned(p), a1 += v * B::load_unaligned(p + N);
+        a2 += v * B::load_unaligned(p + 2 * N), a3 += v * B::load_unaligned(p + 3 * N);
+        a4 += v * B::load_unaligned(p + 4 * N), a5 += v * B::load_unaligned(p + 5 * N);
+        a6 += v * B::load_unaligned(p + 6 * N), a7 += v * B::load_unaligned(p + 7 * N);
+      }
+      a0.store_unaligned(dst + c), a1.store_unaligned(dst + c + N);
+      a2.store_unaligned(dst + c + 2 * N), a3.store_unaligned(dst + c + 3 * N);
+      a4.store_unaligned(dst + c + 4 * N), a5.store_unaligned(dst + c + 5 * N);
+      a6.store_unaligned(dst + c + 6 * N), a7.store_unaligned(dst + c + 7 * N);
+    }
+    for (; c + N <= c1; c += N) {
+      B a = B::load_unaligned(dst + c);
+      for (std::size_t e = 0; e < n_idx; ++e) {
+        const auto i = static_cast<std::size_t>(idx[e]);
+        a += B(coef[i]) * B::load_unaligned(src + i * ld + c);
+      }
+      a.store_unaligned(dst + c);
+    }
+  }
+  for (; c < c1; ++c) {
+    T a = dst[c];
+    for (std::size_t e = 0; e < n_idx; ++e) {
+      const auto i = static_cast<std::size_t>(idx[e]);
+      a += coef[i] * src[i * ld + c];
+    }
+    dst[c] = a;
+  }
+}
+
 inline void check_spike_out(const SpikeTensor& s, const Shape& out, std::size_t n_out, const char* fn) {
   check(out.rank() >= 1 && out.numel() == s.total_rows() * n_out && out[-1] == n_out, fn, ": output shape ",
         out, " does not hold ", s.total_rows(), " rows x ", n_out, " outputs");
