@@ -28,6 +28,17 @@ inline double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+/// The comma-separated items of `text`, unchanged ("3,1" -> {"3", "1"}; "" -> {""}).
+inline std::vector<std::string_view> split_commas(std::string_view text) {
+  std::vector<std::string_view> items;
+  for (std::size_t pos = 0; pos <= text.size();) {
+    const std::size_t end = std::min(text.find(',', pos), text.size());
+    items.push_back(text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return items;
+}
+
 /// Options "--key value" and flags "--flag" of one command line. Malformed values throw spikelm::Error naming
 /// the option (the programs print it after their name).
 struct Args {
@@ -50,8 +61,16 @@ struct Args {
   }
   /// The value of --k as a number, or `def` when absent.
   [[nodiscard]] double real(const std::string& k, double def) const {
-    if (!has(k)) return def;
-    const std::string& s = kv.at(k);
+    return has(k) ? parse_real(k, kv.at(k)) : def;
+  }
+  /// The value of --k as comma-separated numbers ("0.2,0.2,0.05"); each item is checked as real() checks one.
+  [[nodiscard]] std::vector<double> reals(const std::string& k) const {
+    std::vector<double> out;
+    for (std::string_view item : split_commas(get(k, ""))) out.push_back(parse_real(k, std::string(item)));
+    return out;
+  }
+  /// s as a finite number, or an error naming option --k.
+  static double parse_real(const std::string& k, const std::string& s) {
     std::size_t used = 0;
     double v = 0;
     try {
@@ -117,11 +136,7 @@ inline Corpus load_corpus(const std::string& path, const CharTokenizer* vocab = 
 /// Token ids from "3,1,4,1" (decimal, comma-separated, no spaces needed; spaces are ignored).
 inline std::vector<TokenId> parse_token_list(std::string_view text) {
   std::vector<TokenId> ids;
-  std::size_t pos = 0;
-  while (pos <= text.size()) {
-    std::size_t end = text.find(',', pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view item = text.substr(pos, end - pos);
+  for (std::string_view item : split_commas(text)) {
     while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
     while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
     TokenId v = 0;
@@ -129,7 +144,6 @@ inline std::vector<TokenId> parse_token_list(std::string_view text) {
     check(!item.empty() && ec == std::errc() && p == item.data() + item.size(),
           "--tokens expects comma-separated integer ids like 3,1,4,1; item ", ids.size(), " is '", item, "'");
     ids.push_back(v);
-    pos = end + 1;
   }
   check(!ids.empty(), "--tokens is empty");
   return ids;

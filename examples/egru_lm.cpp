@@ -137,17 +137,10 @@ int cmd_train(const Args& a) {
   cfg.embedding = a.size("emb", 128);
   cfg.hidden = a.size("hidden", 256);
   cfg.layers = a.size("layers", 3);
-  if (const std::string thr = a.get("thr-mean", ""); thr.find(',') != std::string::npos) {
-    for (std::size_t pos = 0; pos <= thr.size();) { // one mean per layer: X0,X1,...
-      const std::size_t end = std::min(thr.find(',', pos), thr.size());
-      Args one;
-      one.kv["thr-mean"] = thr.substr(pos, end - pos);
-      cfg.layer_thr_mean.push_back(one.real("thr-mean", 0.0));
-      pos = end + 1;
-    }
-  } else {
+  if (a.get("thr-mean", "").find(',') != std::string::npos)
+    cfg.layer_thr_mean = a.reals("thr-mean"); // one mean per layer: X0,X1,...
+  else
     cfg.thr_mean = a.real("thr-mean", cfg.thr_mean);
-  }
   cfg.cell.dampening = a.real("dampening", cfg.cell.dampening);
   cfg.cell.support = a.real("support", cfg.cell.support);
   cfg.cell.activity_penalty = a.real("activity-penalty", 0.0);

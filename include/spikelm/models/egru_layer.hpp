@@ -458,8 +458,8 @@ class EgruLayer {
     });
   }
 
-  /// Columns per panel of the event-driven recurrent product: eight SIMD batches (held in registers).
-  static constexpr std::size_t kPanel = 8 * std::max<std::size_t>(simd::lanes<T, simd::default_arch>, 1);
+  /// Columns per panel of the event-driven recurrent product: what weighted_sum_rows holds in registers.
+  static constexpr std::size_t kPanel = detail::weighted_sum_panel<T, simd::default_arch>;
 
   /// Events of one step grouped by unit: for unit i, entries offsets[i] .. offsets[i + 1] list the batch
   /// rows with y[b, i] != 0 and the values; `units` lists the units with at least one event.

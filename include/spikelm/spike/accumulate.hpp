@@ -69,10 +69,14 @@ void sum_rows_tile(const T* src, std::size_t ld, const Index* idx, std::size_t n
   if (e < n_idx) add_range<Arch>(src + static_cast<std::size_t>(idx[e]) * ld, dst, c0, c1);
 }
 
+/// Columns weighted_sum_rows keeps in registers at once: eight SIMD batches (eight values without SIMD).
+template <class T, class Arch>
+inline constexpr std::size_t weighted_sum_panel = 8 * std::max<std::size_t>(simd::lanes<T, Arch>, 1);
+
 /// dst[c0, c1) += sum over e of coef[idx[e]] * src[idx[e] * ld + c] — a weighted sum of rows (graded
-/// events). The destination is held in registers over panels of eight SIMD batches while every event's row
-/// segment is read once, so each term costs one load, one multiply and one add (no destination traffic).
-/// Callers iterate panels in their outer loop so that a panel of all `src` rows stays in cache.
+/// events). The destination is held in registers over panels of weighted_sum_panel columns while every
+/// event's row segment is read once, so each term costs one load, one multiply and one add (no destination
+/// traffic). Callers iterate panels in their outer loop so that a panel of all `src` rows stays in cache.
 template <class Arch, class T, class Index>
 void weighted_sum_rows(const T* src, std::size_t ld, const Index* idx, std::size_t n_idx, const T* coef,
                        T* dst, std::size_t c0, std::size_t c1) {
@@ -80,6 +84,7 @@ void weighted_sum_rows(const T* src, std::size_t ld, const Index* idx, std::size
   if constexpr (simd::lanes < T, Arch >> 0) {
     using B = xsimd::batch<T, Arch>;
     constexpr std::size_t N = B::size, kAhead = 4;
+    static_assert(weighted_sum_panel<T, Arch> == 8 * N);
     for (; c + 8 * N <= c1; c += 8 * N) {
       B a0 = B::load_unaligned(dst + c), a1 = B::load_unaligned(dst + c + N);
       B a2 = B::load_unaligned(dst + c + 2 * N), a3 = B::load_unaligned(dst + c + 3 * N);
