@@ -28,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -84,8 +85,9 @@ struct EvalResult {
   double nll = 0; ///< mean negative log-likelihood (nats per character)
   std::size_t count = 0;
   std::vector<double> sparsity;
-  OpsCounter ops;          ///< synaptic operations per layer (metrics/egru.hpp)
-  FiringRateMonitor rates; ///< events per layer: firing rate = 1 - activity sparsity
+  double overall_sparsity = 0; ///< fraction of y = 0 over the units of all layers (EvNN's mean activity)
+  OpsCounter ops;              ///< synaptic operations per layer (metrics/egru.hpp)
+  FiringRateMonitor rates;     ///< events per layer: firing rate = 1 - activity sparsity
 };
 
 EvalResult evaluate(EgruLM<float>& lm, std::span<const TokenId> tokens, std::size_t context,
@@ -111,6 +113,10 @@ EvalResult evaluate(EgruLM<float>& lm, std::span<const TokenId> tokens, std::siz
   res.nll /= static_cast<double>(std::max<std::size_t>(res.count, 1));
   for (std::size_t l = 0; l < L; ++l)
     res.sparsity.push_back(steps[l] ? static_cast<double>(zeros[l]) / static_cast<double>(steps[l]) : 0.0);
+  const auto all_steps = std::accumulate(steps.begin(), steps.end(), std::size_t(0));
+  if (all_steps)
+    res.overall_sparsity = static_cast<double>(std::accumulate(zeros.begin(), zeros.end(), std::size_t(0))) /
+                           static_cast<double>(all_steps);
   return res;
 }
 
@@ -118,7 +124,7 @@ void print_eval(const char* what, const EvalResult& e) {
   std::printf("%s: %zu chars, loss %.4f nats, perplexity %.3f, %.4f bits/char, activity sparsity", what,
               e.count, e.nll, std::exp(e.nll), e.nll / std::log(2.0));
   for (double s : e.sparsity) std::printf(" %.3f", s);
-  std::printf("\n");
+  std::printf(" (all units %.3f)\n", e.overall_sparsity);
 }
 
 /// Per-layer firing rates, synaptic operations and energy per token of an evaluation (docs/metrics.md).

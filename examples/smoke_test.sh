@@ -140,7 +140,9 @@ elif [ "$kind" = egru_lm ]; then
   run "$prog" train --steps 5 --emb 16 --hidden 16 --layers 2 --batch 2 --bptt 8 --every 5 --eval-chars 200 \
     --out w.safetensors
   V=$(weights_vocab w.safetensors)
-  run "$prog" eval --weights w.safetensors --eval-chars 200
+  run "$prog" eval --weights w.safetensors --eval-chars 200 >eval.log
+  cat eval.log
+  grep -q "activity sparsity .* (all units 0\.[0-9]*)" eval.log || die "eval printed no overall activity sparsity"
   # EvNN's stateful training (contiguous streams, y carried), per-layer threshold means, activity
   # regularisation; streaming eval
   run "$prog" train --steps 4 --emb 16 --hidden 16 --layers 2 --batch 2 --bptt 8 --every 4 --eval-chars 100 \

@@ -3,6 +3,7 @@
 #include "fixtures.hpp"
 #include "test_util.hpp"
 
+#include <algorithm>
 #include <numeric>
 
 #include <spikelm/models/egru_lm.hpp>
@@ -179,9 +180,10 @@ TEST_CASE("EGRU: event-driven and dense paths agree with DropConnect and zoneout
   // (a unit silent throughout gives a zero row)
 }
 
-TEST_CASE("EGRU: event-driven forward equals dense for odd widths (panel tails) and batch 1") {
+TEST_CASE("EGRU: event-driven forward equals dense for odd widths (panel tails), batch 1 and packed panels") {
+  // batch 8 has steps with more events than units, which read R from packed panels (kPackEvents)
   for (std::size_t H : {std::size_t(37), std::size_t(45)})
-    for (std::size_t B : {std::size_t(1), std::size_t(3)}) {
+    for (std::size_t B : {std::size_t(1), std::size_t(3), std::size_t(8)}) {
       CAPTURE(H);
       CAPTURE(B);
       ParameterSet<float> ps;
@@ -200,6 +202,14 @@ TEST_CASE("EGRU: event-driven forward equals dense for odd widths (panel tails) 
       require_close(y[0].data(), y[1].data(), y[0].size(), 1e-5, 1e-6, "y");
       CHECK(act[0].events == act[1].events);
       CHECK(act[0].activity() > 0.05);
+      if (B == 8) { // some step (read by the next one) has at least H events
+        std::size_t most = 0;
+        for (std::size_t t = 0; t + 1 < 6; ++t)
+          most = std::max<std::size_t>(most, static_cast<std::size_t>(std::count_if(
+                                                 y[0].data() + t * B * H, y[0].data() + (t + 1) * B * H,
+                                                 [](float v) { return v != 0.f; })));
+        CHECK(most >= H);
+      }
     }
 }
 

@@ -206,3 +206,33 @@ TEST_CASE_TEMPLATE("weighted_sum_rows: graded events summed in registers match a
                                                 ld);
   CHECK(dst == before);
 }
+
+TEST_CASE_TEMPLATE("pack_column_panels: panel-major copy read by weighted_sum_rows with a prefetch stream", T,
+                   float, double) {
+  const std::size_t rows = 37, cols = 101, w = detail::weighted_sum_panel<T, simd::default_arch>;
+  const std::size_t panels = (cols + w - 1) / w;
+  const auto src = random_vector<T>(rows * cols, 7);
+  std::vector<T> packed(panels * rows * w, T(-1));
+  detail::pack_column_panels(src.data(), rows, cols, cols, w, packed.data());
+  for (std::size_t p = 0; p < panels; ++p)
+    for (std::size_t i = 0; i < rows; ++i)
+      for (std::size_t c = 0; c < w; ++c) {
+        const T want = p * w + c < cols ? src[i * cols + p * w + c] : T(0); // the last panel is zero-padded
+        REQUIRE(packed[(p * rows + i) * w + c] == want);
+      }
+  // summing the panels (with the next panel as prefetch stream, many or few lines per event) equals the
+  // row-major sum
+  const auto coef = random_vector<T>(rows, 8);
+  const std::vector<std::uint32_t> idx{1, 2, 8, 20, 21, 35};
+  auto ref = random_vector<T>(cols, 9), got = ref;
+  detail::weighted_sum_rows<simd::default_arch>(src.data(), cols, idx.data(), idx.size(), coef.data(),
+                                                ref.data(), 0, cols);
+  for (std::size_t p = 0; p < panels; ++p) {
+    const std::size_t c0 = p * w, n = std::min(w, cols - c0);
+    const T* next = p + 1 < panels ? packed.data() + (p + 1) * rows * w : nullptr;
+    detail::weighted_sum_rows<simd::default_arch>(packed.data() + p * rows * w, w, idx.data(), idx.size(),
+                                                  coef.data(), got.data() + c0, 0, n, next,
+                                                  next ? (p % 2 ? 3 : rows * w * sizeof(T) / 64) : 0);
+  }
+  for (std::size_t c = 0; c < cols; ++c) CHECK(got[c] == doctest::Approx(ref[c]).epsilon(1e-6));
+}

@@ -210,6 +210,7 @@ class EgruLayer {
     cc.events.assign((T_ + 1) * B, {});
     for (std::size_t b = 0; b < B; ++b) collect_events(cc.y.data() + b * H, H, cc.events[b]);
 
+    std::vector<T> packed; // R in panel-major order, made by the first step that needs it
     Tensor<T> rh({B, G}, uninitialized);
     std::vector<T> trace(B * H, T(0));
     const T* thr = thr_->value.data();
@@ -218,7 +219,7 @@ class EgruLayer {
     std::size_t events = 0;
     for (std::size_t t = 0; t < T_; ++t) {
       const T* yprev = cc.y.data() + t * B * H;
-      recurrent_product(R, yprev, cc.events.data() + t * B, B, rh);
+      recurrent_product(R, yprev, cc.events.data() + t * B, B, rh, packed);
       const T* at = a.data() + t * B * G;
       for (std::size_t b = 0; b < B; ++b) {
         const T* ab = at + b * G;
@@ -434,9 +435,14 @@ class EgruLayer {
       if (y[i] != T(0)) out.push_back(static_cast<std::uint32_t>(i));
   }
 
+  /// A step reads R from contiguous panels when its batch has at least kPackEvents events per unit: then
+  /// streaming all of R once (and packing it once per forward call) costs less than reading the scattered
+  /// row segments of the events from the row-major R, whose panels do not stay in cache.
+  static constexpr std::size_t kPackEvents = 1;
+
   /// rh[b, :] = br + y_{t-1}[b, :] R: rows of R for the events of each batch row, or a dense product.
   void recurrent_product(const T* R, const T* yprev, const std::vector<std::uint32_t>* events, std::size_t B,
-                         Tensor<T>& rh) const {
+                         Tensor<T>& rh, std::vector<T>& pp) const {
     const std::size_t H = hidden_, G = 3 * H;
     const T* br = recurrent_bias_->value.data();
     if (opt_.mode == EgruMode::Dense) {
@@ -447,14 +453,36 @@ class EgruLayer {
     // Column panels of kPanel columns: for each panel, every batch row sums the panel segments of its events'
     // rows in registers (detail::weighted_sum_rows); the panel of R (H rows x kPanel values) stays in cache
     // across the batch, so R is read from memory about once per step and no output is reloaded per event.
+    // R's rows are 3H values apart (a multiple of the page size when H is a multiple of 1024 floats), so the
+    // row segments of one panel fall on a few cache sets and the panel does not stay in cache. For steps with
+    // many events (kPackEvents), R is copied once per forward call into contiguous panels
+    // (detail::pack_column_panels) and those are read instead, while the next panel is prefetched.
     for (std::size_t b = 0; b < B; ++b) std::copy(br, br + G, rh.data() + b * G);
     std::size_t n_events = 0;
     for (std::size_t b = 0; b < B; ++b) n_events += events[b].size();
+    const bool use_packed = n_events >= kPackEvents * H;
+    if (use_packed && pp.empty()) {
+      pp.resize((G + kPanel - 1) / kPanel * H * kPanel);
+      detail::pack_column_panels(R, H, G, G, kPanel, pp.data());
+    }
+    const T* packed = use_packed ? pp.data() : nullptr;
     parallel_for((G + kPanel - 1) / kPanel, (n_events + B) * G, [&](std::size_t p) {
       const std::size_t c0 = p * kPanel, c1 = std::min(G, c0 + kPanel);
-      for (std::size_t b = 0; b < B; ++b)
-        detail::weighted_sum_rows<simd::default_arch>(R, G, events[b].data(), events[b].size(), yprev + b * H,
-                                                      rh.data() + b * G, c0, c1);
+      // with packed panels, the batch rows share out the cache lines of the next panel and prefetch one per
+      // event, so that panel streams in from memory while this one is summed
+      constexpr std::size_t kLine = 64 / sizeof(T);
+      const std::size_t lines = H * kPanel / kLine, share = (lines + B - 1) / B;
+      const T* next = packed && c1 < G ? packed + (p + 1) * H * kPanel : nullptr;
+      for (std::size_t b = 0; b < B; ++b) {
+        const std::size_t l0 = std::min(lines, b * share), nl = next ? std::min(lines, l0 + share) - l0 : 0;
+        if (packed)
+          detail::weighted_sum_rows<simd::default_arch>(
+              packed + p * H * kPanel, kPanel, events[b].data(), events[b].size(), yprev + b * H,
+              rh.data() + b * G + c0, 0, c1 - c0, next ? next + l0 * kLine : nullptr, nl);
+        else
+          detail::weighted_sum_rows<simd::default_arch>(R, G, events[b].data(), events[b].size(),
+                                                        yprev + b * H, rh.data() + b * G, c0, c1);
+      }
     });
   }
 

@@ -77,13 +77,17 @@ inline constexpr std::size_t weighted_sum_panel = 8 * std::max<std::size_t>(simd
 /// events). The destination is held in registers over panels of weighted_sum_panel columns while every
 /// event's row segment is read once, so each term costs one load, one multiply and one add (no destination
 /// traffic). Callers iterate panels in their outer loop so that a panel of all `src` rows stays in cache.
+/// `stream`, when given, is prefetched: its first `stream_lines` 64-byte cache lines, spread evenly over the
+/// events (callers pass the next panel, so that it streams in while this one is summed).
 template <class Arch, class T, class Index>
 void weighted_sum_rows(const T* src, std::size_t ld, const Index* idx, std::size_t n_idx, const T* coef,
-                       T* dst, std::size_t c0, std::size_t c1) {
+                       T* dst, std::size_t c0, std::size_t c1, const T* stream = nullptr,
+                       std::size_t stream_lines = 0) {
   std::size_t c = c0;
   if constexpr (simd::lanes < T, Arch >> 0) {
     using B = xsimd::batch<T, Arch>;
     constexpr std::size_t N = B::size, kAhead = 4;
+    const std::size_t per_event = n_idx ? (stream_lines + n_idx - 1) / n_idx : 0;
     static_assert(weighted_sum_panel<T, Arch> == 8 * N);
     for (; c + 8 * N <= c1; c += 8 * N) {
       B a0 = B::load_unaligned(dst + c), a1 = B::load_unaligned(dst + c + N);
@@ -103,6 +107,10 @@ void weighted_sum_rows(const T* src, std::size_t ld, const Index* idx, std::size
           (void)q;
 #endif
         }
+#if defined(__GNUC__) || defined(__clang__)
+        for (std::size_t l = e * per_event, l1 = std::min(stream_lines, l + per_event); l < l1; ++l)
+          __builtin_prefetch(stream + l * (64 / sizeof(T)));
+#endif
         a0 += v * B::load_unaligned(p), a1 += v * B::load_unaligned(p + N);
         a2 += v * B::load_unaligned(p + 2 * N), a3 += v * B::load_unaligned(p + 3 * N);
         a4 += v * B::load_unaligned(p + 4 * N), a5 += v * B::load_unaligned(p + 5 * N);
@@ -129,6 +137,27 @@ void weighted_sum_rows(const T* src, std::size_t ld, const Index* idx, std::size
       a += coef[i] * src[i * ld + c];
     }
     dst[c] = a;
+  }
+}
+
+/// Copies src [rows, cols] (row stride ld) into panel-major order for weighted_sum_rows: panel p holds
+/// columns [p w, p w + w) of every row, contiguously (row i of panel p at dst + (p rows + i) w); the last
+/// panel is zero-padded to w columns. dst must hold ceil(cols / w) * rows * w values. Row-major weights whose
+/// row stride is a multiple of the page size put every row's segment of a column panel at the same offset
+/// within its page, so a panel cannot stay in a physically indexed cache (it maps to a few sets only); the
+/// packed panel is contiguous and does.
+template <class T>
+void pack_column_panels(const T* src, std::size_t rows, std::size_t cols, std::size_t ld, std::size_t w,
+                        T* dst) {
+  const std::size_t panels = (cols + w - 1) / w;
+  for (std::size_t i = 0; i < rows; ++i) {
+    const T* row = src + i * ld;
+    for (std::size_t p = 0; p < panels; ++p) {
+      const std::size_t c0 = p * w, n = std::min(w, cols - c0);
+      T* out = dst + (p * rows + i) * w;
+      std::copy(row + c0, row + c0 + n, out);
+      std::fill(out + n, out + w, T(0));
+    }
   }
 }
 
