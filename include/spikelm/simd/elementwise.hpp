@@ -40,12 +40,17 @@ void for_chunks(std::size_t n, std::size_t cost, Body&& body) {
 template <class Arch, class T, class F>
 void map1(const T* x, T* y, std::size_t n, std::size_t cost, F f) {
   for_chunks(n, cost, [&](std::size_t b, std::size_t e) {
+    // local copies: the compiler cannot prove that stores through y leave the captured pointers and f's
+    // state unchanged, and would reload them every iteration
+    const T* xs = x;
+    T* ys = y;
+    const F fn = f;
     std::size_t i = b;
     if constexpr (lanes < T, Arch >> 0) {
       using B = xsimd::batch<T, Arch>;
-      for (; i + B::size <= e; i += B::size) f(B::load_unaligned(x + i)).store_unaligned(y + i);
+      for (; i + B::size <= e; i += B::size) fn(B::load_unaligned(xs + i)).store_unaligned(ys + i);
     }
-    for (; i < e; ++i) y[i] = f(x[i]);
+    for (; i < e; ++i) ys[i] = fn(xs[i]);
   });
 }
 
@@ -53,13 +58,16 @@ void map1(const T* x, T* y, std::size_t n, std::size_t cost, F f) {
 template <class Arch, class T, class F>
 void map2(const T* a, const T* b, T* out, std::size_t n, std::size_t cost, F f) {
   for_chunks(n, cost, [&](std::size_t lo, std::size_t hi) {
+    const T *as = a, *bs = b; // local copies, as in map1
+    T* os = out;
+    const F fn = f;
     std::size_t i = lo;
     if constexpr (lanes < T, Arch >> 0) {
       using B = xsimd::batch<T, Arch>;
       for (; i + B::size <= hi; i += B::size)
-        f(B::load_unaligned(a + i), B::load_unaligned(b + i)).store_unaligned(out + i);
+        fn(B::load_unaligned(as + i), B::load_unaligned(bs + i)).store_unaligned(os + i);
     }
-    for (; i < hi; ++i) out[i] = f(a[i], b[i]);
+    for (; i < hi; ++i) os[i] = fn(as[i], bs[i]);
   });
 }
 
