@@ -6,7 +6,8 @@
 //  - BM_EgruTrain/<mode>/H/B: forward and backward over 16 steps (sparse backward vs dense backward).
 // Thresholds are initialised from Beta(a, 3) with mean thr / 100 (thr = 15 gives about 80 % activity
 // sparsity here, thr = 30 about 95 %); the measured activity (fraction of y != 0) and backward sparsity
-// are reported as counters. mode: 0 = event-driven, 1 = dense.
+// are reported as counters. mode: 0 = event-driven (EgruKernel::Rows, the default), 1 = dense, 2 =
+// event-driven with EgruKernel::Panels (forward only).
 #include <spikelm/spikelm.hpp>
 
 #include <spikelm/models/egru_layer.hpp>
@@ -21,9 +22,10 @@ struct Setup {
   ParameterSet<float> ps;
   EgruLayer<float> layer;
   Tensor<float> x;
-  Setup(std::size_t H, std::size_t B, EgruMode mode, double thr_mean) : x({Steps, B, In}) {
+  Setup(std::size_t H, std::size_t B, std::int64_t mode, double thr_mean) : x({Steps, B, In}) {
     EgruOptions o;
-    o.mode = mode;
+    o.mode = mode == 1 ? EgruMode::Dense : EgruMode::EventDriven;
+    o.kernel = mode == 2 ? EgruKernel::Panels : EgruKernel::Rows;
     o.support = 3.6; // the EGRU LM's pseudo-derivative (gamma = s = 3.6)
     o.dampening = 3.6;
     layer = EgruLayer<float>(ps, "", In, H, o);
@@ -36,7 +38,7 @@ struct Setup {
 void BM_EgruForward(benchmark::State& state) {
   ScopedThreads threads(1);
   Eigen::setNbThreads(1);
-  const auto mode = state.range(0) == 0 ? EgruMode::EventDriven : EgruMode::Dense;
+  const auto mode = state.range(0);
   const auto H = static_cast<std::size_t>(state.range(1)), B = static_cast<std::size_t>(state.range(2));
   Setup s(H, B, mode, static_cast<double>(state.range(3)) / 100.0);
   Tensor<float> y({Steps, B, H});
@@ -51,13 +53,13 @@ void BM_EgruForward(benchmark::State& state) {
 }
 BENCHMARK(BM_EgruForward)
     ->ArgNames({"mode", "H", "B", "thr"})
-    ->ArgsProduct({{0, 1}, {1024, 2048}, {1, 16}, {15, 30}})
+    ->ArgsProduct({{0, 1, 2}, {1024, 2048}, {1, 16}, {15, 30}})
     ->Unit(benchmark::kMillisecond);
 
 void BM_EgruTrain(benchmark::State& state) {
   ScopedThreads threads(1);
   Eigen::setNbThreads(1);
-  const auto mode = state.range(0) == 0 ? EgruMode::EventDriven : EgruMode::Dense;
+  const auto mode = state.range(0);
   const auto H = static_cast<std::size_t>(state.range(1)), B = static_cast<std::size_t>(state.range(2));
   Setup s(H, B, mode, static_cast<double>(state.range(3)) / 100.0);
   Tensor<float> y({Steps, B, H}), dy({Steps, B, H});

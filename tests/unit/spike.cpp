@@ -180,31 +180,65 @@ TEST_CASE("spike_matmul: shape errors") {
   spike_matmul_input_grad(g, w, gi);
 }
 
-TEST_CASE_TEMPLATE("weighted_sum_rows: graded events summed in registers match a scalar loop", T, float,
-                   double) {
-  // widths across the 8-batch panel, single-batch and scalar tails; column ranges not starting at 0
+TEST_CASE_TEMPLATE("weighted_sum_rows and weighted_sum_rows_streamed: graded events match a scalar loop", T,
+                   float, double) {
+  // widths across the 8-batch panel, single-batch and scalar tails; column ranges not starting at 0; event
+  // counts that are and are not a multiple of the streamed kernel's four rows per pass
   const std::size_t rows = 37, ld = 101;
   const auto src = random_vector<T>(rows * ld, 3);
   const auto coef = random_vector<T>(rows, 4);
-  const std::vector<std::uint32_t> idx{0, 3, 4, 9, 17, 18, 30, 36};
-  for (std::size_t c0 : {std::size_t(0), std::size_t(5)})
-    for (std::size_t c1 : {c0, c0 + 1, c0 + 7, c0 + 33, c0 + 64, ld}) {
-      CAPTURE(c0);
-      CAPTURE(c1);
-      auto dst = random_vector<T>(ld, 5);
-      std::vector<T> ref = dst;
-      for (std::size_t c = c0; c < c1; ++c)
-        for (auto i : idx) ref[c] += coef[i] * src[i * ld + c];
-      detail::weighted_sum_rows<simd::default_arch>(src.data(), ld, idx.data(), idx.size(), coef.data(),
-                                                    dst.data(), c0, c1);
-      for (std::size_t c = 0; c < ld; ++c) CHECK(dst[c] == doctest::Approx(ref[c]).epsilon(1e-5));
-    }
+  const std::vector<std::uint32_t> idx8{0, 3, 4, 9, 17, 18, 30, 36}, idx7{1, 2, 9, 10, 11, 25, 35};
+  for (int kernel = 0; kernel < 2; ++kernel)
+    for (const auto* idx : {&idx8, &idx7})
+      for (std::size_t c0 : {std::size_t(0), std::size_t(5)})
+        for (std::size_t c1 : {c0, c0 + 1, c0 + 7, c0 + 33, c0 + 64, ld}) {
+          CAPTURE(kernel);
+          CAPTURE(idx->size());
+          CAPTURE(c0);
+          CAPTURE(c1);
+          auto dst = random_vector<T>(ld, 5);
+          std::vector<T> ref = dst;
+          for (std::size_t c = c0; c < c1; ++c)
+            for (auto i : *idx) ref[c] += coef[i] * src[i * ld + c];
+          if (kernel == 0)
+            detail::weighted_sum_rows<simd::default_arch>(src.data(), ld, idx->data(), idx->size(),
+                                                          coef.data(), dst.data(), c0, c1);
+          else
+            detail::weighted_sum_rows_streamed<simd::default_arch>(src.data(), ld, idx->data(), idx->size(),
+                                                                   coef.data(), dst.data(), c0, c1);
+          for (std::size_t c = 0; c < ld; ++c) CHECK(dst[c] == doctest::Approx(ref[c]).epsilon(1e-5));
+        }
   // no events: the destination is unchanged
   auto dst = random_vector<T>(ld, 6);
   const auto before = dst;
-  detail::weighted_sum_rows<simd::default_arch>(src.data(), ld, idx.data(), 0, coef.data(), dst.data(), 0,
+  detail::weighted_sum_rows<simd::default_arch>(src.data(), ld, idx8.data(), 0, coef.data(), dst.data(), 0,
                                                 ld);
+  detail::weighted_sum_rows_streamed<simd::default_arch>(src.data(), ld, idx8.data(), 0, coef.data(),
+                                                         dst.data(), 0, ld);
   CHECK(dst == before);
+}
+
+TEST_CASE_TEMPLATE("dot_rows: one vector against several rows matches a scalar loop", T, float, double) {
+  // row counts around the four-row block, lengths with SIMD and scalar tails
+  const std::size_t rows = 23, ld = 101;
+  const auto src = random_vector<T>(rows * ld, 11);
+  const auto x = random_vector<T>(ld, 12);
+  const std::vector<std::uint32_t> idx{0, 5, 6, 7, 13, 22, 3};
+  for (std::size_t n_idx : {std::size_t(0), std::size_t(3), std::size_t(4), std::size_t(7)})
+    for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(9), std::size_t(64), ld}) {
+      CAPTURE(n_idx);
+      CAPTURE(n);
+      std::vector<T> out(idx.size(), T(-7));
+      detail::dot_rows<simd::default_arch>(x.data(), src.data(), ld, idx.data(), n_idx, n, out.data());
+      for (std::size_t k = 0; k < idx.size(); ++k) {
+        T want = T(-7); // entries past n_idx are left alone
+        if (k < n_idx) {
+          want = T(0);
+          for (std::size_t c = 0; c < n; ++c) want += x[c] * src[idx[k] * ld + c];
+        }
+        CHECK(out[k] == doctest::Approx(want).epsilon(1e-5));
+      }
+    }
 }
 
 TEST_CASE_TEMPLATE("pack_column_panels: panel-major copy read by weighted_sum_rows with a prefetch stream", T,

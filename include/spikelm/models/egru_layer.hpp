@@ -10,8 +10,9 @@
 // -(dL/do p + o dL/dh).
 //
 // Event-driven work (EgruMode::EventDriven): y_{t-1} R adds the rows of R of the units that emitted an event
-// (y != 0), scaled by y; dR gets rows only where y != 0; dL/dy_{t-1} = dq R^T is computed only for units
-// whose dL/dy is used at t-1 — those that fired or lie inside the pseudo-derivative's support.
+// (y != 0), scaled by y (EgruKernel::Rows streams whole rows, EgruKernel::Panels sums column panels in
+// registers); dR gets rows only where y != 0; dL/dy_{t-1} = dq R^T is computed only for units whose dL/dy
+// is used at t-1 — those that fired or lie inside the pseudo-derivative's support.
 // EgruMode::Dense computes the same quantities with dense products (for tests and comparison).
 #ifndef SPIKELM_MODELS_EGRU_LAYER_HPP
 #define SPIKELM_MODELS_EGRU_LAYER_HPP
@@ -39,6 +40,16 @@ SPIKELM_NAMESPACE_BEGIN
 
 enum class EgruMode { EventDriven, Dense };
 
+/// How the event-driven forward sums the rows of R for y_{t-1} R (docs/models/egru.md#performance).
+enum class EgruKernel {
+  /// Default: every batch row adds its events' whole rows, four at a time, into its output block
+  /// (detail::weighted_sum_rows_streamed); the hardware prefetcher follows the row streams.
+  Rows,
+  /// Column panels held in registers (detail::weighted_sum_rows), each panel of R shared by the batch;
+  /// steps with at least H events read a contiguous panel-major copy of R made once per forward call.
+  Panels
+};
+
 /// Hyper-parameters of one EGRU layer (defaults as EvNN's EGRU).
 struct EgruOptions {
   double dampening = 0.7;   ///< gamma, the pseudo-derivative's height
@@ -52,6 +63,7 @@ struct EgruOptions {
   /// A plain GRU (the dense baseline): every unit emits y = h = c at every step, theta is unused.
   bool gru = false;
   EgruMode mode = EgruMode::EventDriven;
+  EgruKernel kernel = EgruKernel::Rows; ///< event-driven recurrent product (unused in EgruMode::Dense)
 };
 
 /// Counts of one forward/backward, for activity and backward sparsity.
@@ -100,8 +112,10 @@ template <class T>
 class EgruLayer {
  public:
   EgruLayer() = default;
+  // opt by reference: g++ 12 at -O2 -march=native (AVX-512) miscompiled the by-value copy of this
+  // 56-byte struct (a broadcast store of `support` into `zoneout`), tested in tests/unit/egru.cpp
   EgruLayer(ParameterSet<T>& ps, const std::string& prefix, std::size_t input, std::size_t hidden,
-            EgruOptions opt = {})
+            const EgruOptions& opt = {})
       : input_(input), hidden_(hidden), opt_(opt) {
     check(input > 0 && hidden > 0, "EgruLayer: sizes must be positive, got input ", input, ", hidden ",
           hidden);
@@ -390,18 +404,24 @@ class EgruLayer {
         std::copy(dyp.begin(), dyp.end(), dy_carry.begin());
       } else {
         // dR[i, :] += sum over batch rows b with y_{t-1}[b, i] != 0 of y_{t-1}[b, i] dq[b, :]: each touched
-        // row of dR is visited once per step, column block by column block (one thread per block)
+        // row of dR is loaded and stored once per four events of its unit (weighted_sum_rows_streamed),
+        // column block by column block (one thread per block)
         group_by_unit(cc.events.data() + tt * B, yprev, B, groups);
+        // (block edges on multiples of 16 columns: every column takes the same SIMD or scalar path whatever
+        // the thread count)
         const std::size_t nb = column_blocks(B, G);
-        const std::size_t bw = (G + nb - 1) / nb;
+        const std::size_t bw = ((G + nb - 1) / nb + 15) / 16 * 16;
         parallel_for(nb, groups.batch.size() * G, [&](std::size_t k) {
-          const std::size_t c0 = k * bw, c1 = std::min(G, c0 + bw);
-          for (std::uint32_t i : groups.units)
-            for (std::uint32_t e = groups.offsets[i]; e < groups.offsets[i + 1]; ++e)
-              simd::axpy(groups.value[e], dq.data() + std::size_t(groups.batch[e]) * G + c0,
-                         dr_used.data() + std::size_t(i) * G + c0, c1 - c0);
+          const std::size_t c0 = std::min(G, k * bw), c1 = std::min(G, c0 + bw);
+          for (std::uint32_t i : groups.units) {
+            const std::uint32_t e0 = groups.offsets[i];
+            detail::weighted_sum_rows_streamed<simd::default_arch, true>(
+                dq.data(), G, groups.batch.data() + e0, groups.offsets[i + 1] - e0, groups.value.data() + e0,
+                dr_used.data() + std::size_t(i) * G, c0, c1);
+          }
         });
-        // dL/dy_{t-1}[b, i] = dq[b, :] . R[i, :] only where it will be used; row i of R is read once
+        // dL/dy_{t-1}[b, i] = dq[b, :] . R[i, :] only where it will be used; row i of R is read once per
+        // four such batch rows (detail::dot_rows)
         std::vector<std::uint32_t> need_units;
         need_units.reserve(H);
         for (std::size_t i = 0; i < H; ++i) {
@@ -412,8 +432,15 @@ class EgruLayer {
         std::fill(dy_carry.begin(), dy_carry.end(), T(0));
         parallel_for(need_units.size(), need_units.size() * B * G, [&](std::size_t k) {
           const std::size_t i = need_units[k];
-          for (std::size_t b = 0; b < B; ++b)
-            if (needed[b * H + i]) dy_carry[b * H + i] = simd::dot(dq.data() + b * G, R + i * G, G);
+          std::uint32_t rows[kMaxDotBatch];
+          T dots[kMaxDotBatch];
+          for (std::size_t b0 = 0; b0 < B; b0 += kMaxDotBatch) {
+            std::size_t n = 0;
+            for (std::size_t b = b0; b < std::min(B, b0 + kMaxDotBatch); ++b)
+              if (needed[b * H + i]) rows[n++] = static_cast<std::uint32_t>(b);
+            detail::dot_rows<simd::default_arch>(R + i * G, dq.data(), G, rows, n, G, dots);
+            for (std::size_t m = 0; m < n; ++m) dy_carry[rows[m] * H + i] = dots[m];
+          }
         });
       }
     }
@@ -435,9 +462,10 @@ class EgruLayer {
       if (y[i] != T(0)) out.push_back(static_cast<std::uint32_t>(i));
   }
 
-  /// A step reads R from contiguous panels when its batch has at least kPackEvents events per unit: then
-  /// streaming all of R once (and packing it once per forward call) costs less than reading the scattered
-  /// row segments of the events from the row-major R, whose panels do not stay in cache.
+  /// With EgruKernel::Panels, a step reads R from contiguous panels when its batch has at least kPackEvents
+  /// events per unit: then streaming all of R once (and packing it once per forward call) costs less than
+  /// reading the scattered row segments of the events from the row-major R, whose panels do not stay in
+  /// cache.
   static constexpr std::size_t kPackEvents = 1;
 
   /// rh[b, :] = br + y_{t-1}[b, :] R: rows of R for the events of each batch row, or a dense product.
@@ -450,16 +478,27 @@ class EgruLayer {
       for (std::size_t b = 0; b < B; ++b) simd::add(rh.data() + b * G, br, rh.data() + b * G, G);
       return;
     }
-    // Column panels of kPanel columns: for each panel, every batch row sums the panel segments of its events'
-    // rows in registers (detail::weighted_sum_rows); the panel of R (H rows x kPanel values) stays in cache
-    // across the batch, so R is read from memory about once per step and no output is reloaded per event.
-    // R's rows are 3H values apart (a multiple of the page size when H is a multiple of 1024 floats), so the
-    // row segments of one panel fall on a few cache sets and the panel does not stay in cache. For steps with
-    // many events (kPackEvents), R is copied once per forward call into contiguous panels
-    // (detail::pack_column_panels) and those are read instead, while the next panel is prefetched.
     for (std::size_t b = 0; b < B; ++b) std::copy(br, br + G, rh.data() + b * G);
     std::size_t n_events = 0;
     for (std::size_t b = 0; b < B; ++b) n_events += events[b].size();
+    if (opt_.kernel == EgruKernel::Rows) {
+      // Each batch row adds its events' rows, four at a time, over blocks of kRowBlock columns (the block of
+      // rh stays in L1; the four row segments stream). Blocks are fixed, so results do not depend on threads.
+      parallel_for((G + kRowBlock - 1) / kRowBlock, (n_events + B) * G, [&](std::size_t p) {
+        const std::size_t c0 = p * kRowBlock, c1 = std::min(G, c0 + kRowBlock);
+        for (std::size_t b = 0; b < B; ++b)
+          detail::weighted_sum_rows_streamed<simd::default_arch>(R, G, events[b].data(), events[b].size(),
+                                                                 yprev + b * H, rh.data() + b * G, c0, c1);
+      });
+      return;
+    }
+    // EgruKernel::Panels. Column panels of kPanel columns: for each panel, every batch row sums the panel
+    // segments of its events' rows in registers (detail::weighted_sum_rows), so that a panel of R is read
+    // from memory once per step and reused from cache by the batch. R's rows are 3H values apart (a multiple
+    // of the page size when H is a multiple of 1024 floats), so the row segments of one panel fall on a few
+    // cache sets and a row-major panel does not stay in cache: for steps with many events (kPackEvents), R is
+    // copied once per forward call into contiguous panels (detail::pack_column_panels) and those are read
+    // instead, while the next panel is prefetched.
     const bool use_packed = n_events >= kPackEvents * H;
     if (use_packed && pp.empty()) {
       pp.resize((G + kPanel - 1) / kPanel * H * kPanel);
@@ -486,8 +525,12 @@ class EgruLayer {
     });
   }
 
-  /// Columns per panel of the event-driven recurrent product: what weighted_sum_rows holds in registers.
+  /// Columns per panel of EgruKernel::Panels: what weighted_sum_rows holds in registers.
   static constexpr std::size_t kPanel = detail::weighted_sum_panel<T, simd::default_arch>;
+  /// Batch rows whose dL/dy of one unit the sparse backward gathers at a time.
+  static constexpr std::size_t kMaxDotBatch = 64;
+  /// Columns per task of EgruKernel::Rows (a multiple of every SIMD width).
+  static constexpr std::size_t kRowBlock = 512;
 
   /// Events of one step grouped by unit: for unit i, entries offsets[i] .. offsets[i + 1] list the batch
   /// rows with y[b, i] != 0 and the values; `units` lists the units with at least one event.

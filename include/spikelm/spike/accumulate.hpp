@@ -140,6 +140,93 @@ void weighted_sum_rows(const T* src, std::size_t ld, const Index* idx, std::size
   }
 }
 
+/// dst[c0, c1) += sum over e of coef[idx[e]] * src[idx[e] * ld + c] (or coef[e] * ..., with CoefPerEvent),
+/// the same sum as weighted_sum_rows but in the other loop order: four events at a time, each of their row
+/// segments read contiguously from c0 to c1 while the destination segment stays in L1, so the destination is
+/// loaded and stored once per four events. The hardware prefetcher follows the four row streams, so this is
+/// the kernel for rows read once (a batch of one), where the panel kernel's short scattered segments wait on
+/// memory. The terms of every column are added in the same order whatever [c0, c1) is.
+template <class Arch, bool CoefPerEvent = false, class T, class Index>
+void weighted_sum_rows_streamed(const T* src, std::size_t ld, const Index* idx, std::size_t n_idx,
+                                const T* coef, T* dst, std::size_t c0, std::size_t c1) {
+  auto weight = [&](std::size_t e) {
+    return CoefPerEvent ? coef[e] : coef[static_cast<std::size_t>(idx[e])];
+  };
+  std::size_t e = 0;
+  for (; e + 4 <= n_idx; e += 4) {
+    const T* p0 = src + static_cast<std::size_t>(idx[e]) * ld;
+    const T* p1 = src + static_cast<std::size_t>(idx[e + 1]) * ld;
+    const T* p2 = src + static_cast<std::size_t>(idx[e + 2]) * ld;
+    const T* p3 = src + static_cast<std::size_t>(idx[e + 3]) * ld;
+    const T v0 = weight(e), v1 = weight(e + 1), v2 = weight(e + 2), v3 = weight(e + 3);
+    std::size_t c = c0;
+    if constexpr (simd::lanes < T, Arch >> 0) {
+      using B = xsimd::batch<T, Arch>;
+      const B w0(v0), w1(v1), w2(v2), w3(v3);
+      for (; c + B::size <= c1; c += B::size)
+        (B::load_unaligned(dst + c) + ((w0 * B::load_unaligned(p0 + c) + w1 * B::load_unaligned(p1 + c)) +
+                                       (w2 * B::load_unaligned(p2 + c) + w3 * B::load_unaligned(p3 + c))))
+            .store_unaligned(dst + c);
+    }
+    for (; c < c1; ++c) dst[c] += (v0 * p0[c] + v1 * p1[c]) + (v2 * p2[c] + v3 * p3[c]);
+  }
+  for (; e < n_idx; ++e) {
+    const T* p = src + static_cast<std::size_t>(idx[e]) * ld;
+    const T v = weight(e);
+    std::size_t c = c0;
+    if constexpr (simd::lanes < T, Arch >> 0) {
+      using B = xsimd::batch<T, Arch>;
+      const B w(v);
+      for (; c + B::size <= c1; c += B::size)
+        (B::load_unaligned(dst + c) + w * B::load_unaligned(p + c)).store_unaligned(dst + c);
+    }
+    for (; c < c1; ++c) dst[c] += v * p[c];
+  }
+}
+
+/// out[k] = sum over c < n of x[c] * src[idx[k] * ld + c] for k < n_idx: the dot products of one vector with
+/// several rows, four rows at a time so that x is loaded once per four products. Every product is summed in
+/// the same order whatever the other rows are.
+template <class Arch, class T, class Index>
+void dot_rows(const T* x, const T* src, std::size_t ld, const Index* idx, std::size_t n_idx, std::size_t n,
+              T* out) {
+  std::size_t k = 0;
+  for (; k + 4 <= n_idx; k += 4) {
+    const T* p0 = src + static_cast<std::size_t>(idx[k]) * ld;
+    const T* p1 = src + static_cast<std::size_t>(idx[k + 1]) * ld;
+    const T* p2 = src + static_cast<std::size_t>(idx[k + 2]) * ld;
+    const T* p3 = src + static_cast<std::size_t>(idx[k + 3]) * ld;
+    T s0 = T(0), s1 = T(0), s2 = T(0), s3 = T(0);
+    std::size_t c = 0;
+    if constexpr (simd::lanes < T, Arch >> 0) {
+      using B = xsimd::batch<T, Arch>;
+      B a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
+      for (; c + B::size <= n; c += B::size) {
+        const B xv = B::load_unaligned(x + c);
+        a0 += xv * B::load_unaligned(p0 + c), a1 += xv * B::load_unaligned(p1 + c);
+        a2 += xv * B::load_unaligned(p2 + c), a3 += xv * B::load_unaligned(p3 + c);
+      }
+      s0 = simd::compat::reduce_add(a0), s1 = simd::compat::reduce_add(a1);
+      s2 = simd::compat::reduce_add(a2), s3 = simd::compat::reduce_add(a3);
+    }
+    for (; c < n; ++c) s0 += x[c] * p0[c], s1 += x[c] * p1[c], s2 += x[c] * p2[c], s3 += x[c] * p3[c];
+    out[k] = s0, out[k + 1] = s1, out[k + 2] = s2, out[k + 3] = s3;
+  }
+  for (; k < n_idx; ++k) {
+    const T* p = src + static_cast<std::size_t>(idx[k]) * ld;
+    T s = T(0);
+    std::size_t c = 0;
+    if constexpr (simd::lanes < T, Arch >> 0) {
+      using B = xsimd::batch<T, Arch>;
+      B a(T(0));
+      for (; c + B::size <= n; c += B::size) a += B::load_unaligned(x + c) * B::load_unaligned(p + c);
+      s = simd::compat::reduce_add(a);
+    }
+    for (; c < n; ++c) s += x[c] * p[c];
+    out[k] = s;
+  }
+}
+
 /// Copies src [rows, cols] (row stride ld) into panel-major order for weighted_sum_rows: panel p holds
 /// columns [p w, p w + w) of every row, contiguously (row i of panel p at dst + (p rows + i) w); the last
 /// panel is zero-padded to w columns. dst must hold ceil(cols / w) * rows * w values. Row-major weights whose
