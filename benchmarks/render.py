@@ -168,14 +168,17 @@ def main():
     ctx = next(iter(runs.values()))["context"]
     rel = os.path.relpath(results, ROOT)
     parts = [BEGIN, "",
-             "Rendered by `benchmarks/render.py` from `%s/*.json`: %s, %d CPUs at %s MHz, run %s "
-             "(spikelm Release; Google Benchmark library build: %s, Debian's package)." % (rel, ctx.get("host_name", "?"), ctx.get("num_cpus", 0),
-                                       ctx.get("mhz_per_cpu", "?"), ctx.get("date", "?"),
-                                       ctx.get("library_build_type", "?")), ""]
+             "Rendered by `benchmarks/render.py` from `%s/*.json`: host %s (spikelm Release; Google Benchmark "
+             "library build: %s, Debian's package). Each table says when it was run: a file rerun alone may "
+             "come from another day's machine." % (rel, ctx.get("host_name", "?"), ctx.get("library_build_type", "?")),
+             ""]
     for file, alt in made:
         parts += ["![%s](images/%s)" % (alt, file), ""]
     for name in sorted(runs, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER)):
-        parts += ["### bench_%s" % name, "", table(runs[name]), ""]
+        c = runs[name]["context"]
+        parts += ["### bench_%s" % name, "",
+                  "Run %s, %d CPUs at %s MHz." % (c.get("date", "?"), c.get("num_cpus", 0), c.get("mhz_per_cpu", "?")),
+                  "", table(runs[name]), ""]
     parts.append(END)
     block = "\n".join(parts)
     with open(args.page) as f:
