@@ -180,6 +180,49 @@ TEST_CASE("EGRU: event-driven and dense paths agree with DropConnect and zoneout
   // (a unit silent throughout gives a zero row)
 }
 
+TEST_CASE("EGRU: sparse backward equals dense at an odd width and a batch over 64 rows") {
+  // 609 columns (scalar tails of the dR and dL/dy kernels) and 70 batch rows (the dL/dy gathering runs in
+  // chunks of 64 rows)
+  const std::size_t T_ = 4, B = 70, I = 9, H = 203;
+  ParameterSet<float> ps;
+  EgruOptions opt;
+  opt.support = 3.6;
+  opt.dampening = 3.6;
+  EgruLayer<float> layer(ps, "l.", I, H, opt);
+  Rng init(8);
+  layer.reset_parameters(init, 0.15);
+  Tensor<float> x({T_, B, I}), dy({T_, B, H});
+  init.fill_normal(x.span());
+  init.fill_normal(dy.span());
+  Tensor<float> y[3];
+  EgruGrads<float> g[3];
+  EgruActivity act[3];
+  for (int m = 0; m < 3; ++m) { // Rows, Panels, dense
+    EgruOptions o = opt;
+    o.mode = m == 2 ? EgruMode::Dense : EgruMode::EventDriven;
+    o.kernel = m == 1 ? EgruKernel::Panels : EgruKernel::Rows;
+    layer.set_options(o);
+    y[m] = Tensor<float>({T_, B, H});
+    EgruCache<float> cache;
+    layer.forward(x, {}, {}, y[m].view(), {}, {}, true, nullptr, &cache, &act[m]);
+    layer.backward(cache, dy, {}, {}, g[m], &act[m]);
+  }
+  CHECK(act[0].activity() > 0.05);
+  CHECK(act[0].backward_sparsity() > 0.05);
+  for (int m = 0; m < 2; ++m) {
+    CAPTURE(m);
+    require_close(y[m].data(), y[2].data(), y[2].size(), 1e-5, 1e-6, "y");
+    require_close(g[m].recurrent_kernel.data(), g[2].recurrent_kernel.data(), g[2].recurrent_kernel.size(),
+                  1e-4, 1e-5, "dR");
+    require_close(g[m].kernel.data(), g[2].kernel.data(), g[2].kernel.size(), 1e-4, 1e-5, "dW");
+    require_close(g[m].recurrent_bias.data(), g[2].recurrent_bias.data(), g[2].recurrent_bias.size(), 1e-4,
+                  1e-5, "dbr");
+    require_close(g[m].thr.data(), g[2].thr.data(), H, 1e-4, 1e-5, "dthr");
+    require_close(g[m].x.data(), g[2].x.data(), g[2].x.size(), 1e-4, 1e-5, "dx");
+    require_close(g[m].y0.data(), g[2].y0.data(), g[2].y0.size(), 1e-4, 1e-5, "dy0");
+  }
+}
+
 TEST_CASE("EGRU: both event-driven kernels equal dense for odd widths (tails), batch 1 and packed panels") {
   // H = 203 gives 609 columns: two column blocks of EgruKernel::Rows and a tail that is no multiple of the
   // SIMD width; batch 8 has steps with more events than units, which EgruKernel::Panels reads from packed
@@ -387,9 +430,29 @@ TEST_CASE("EGRU: options reach the layer unchanged") {
   o.support = 3.6;
   o.dampening = 3.6;
   EgruLayer<float> layer(ps, "", 64, 1024, o);
-  CHECK(layer.options().dampening == 3.6);
-  CHECK(layer.options().support == 3.6);
+  auto same = [](const EgruOptions& a, const EgruOptions& b) {
+    CHECK(a.dampening == b.dampening);
+    CHECK(a.support == b.support);
+    CHECK(a.zoneout == b.zoneout);
+    CHECK(a.dropconnect == b.dropconnect);
+    CHECK(a.activity_penalty == b.activity_penalty);
+    CHECK(a.gru == b.gru);
+    CHECK(a.mode == b.mode);
+    CHECK(a.kernel == b.kernel);
+  };
+  same(layer.options(), o);
   CHECK(layer.options().zoneout == 0.0);
-  CHECK(layer.options().dropconnect == 0.0);
-  CHECK(layer.options().kernel == EgruKernel::Rows);
+  EgruOptions p;
+  p.dampening = 1.5;
+  p.support = 2.5;
+  p.zoneout = 0.25;
+  p.dropconnect = 0.125;
+  p.activity_penalty = 0.5;
+  p.mode = EgruMode::Dense;
+  p.kernel = EgruKernel::Panels;
+  layer.set_options(p);
+  same(layer.options(), p);
+  EgruOptions bad;
+  bad.kernel = static_cast<EgruKernel>(7);
+  CHECK_THROWS_WITH_AS(layer.set_options(bad), doctest::Contains("unknown kernel"), Error);
 }

@@ -218,6 +218,29 @@ TEST_CASE_TEMPLATE("weighted_sum_rows and weighted_sum_rows_streamed: graded eve
   CHECK(dst == before);
 }
 
+TEST_CASE_TEMPLATE(
+    "weighted_sum_rows_streamed: per-event coefficients, and splits on SIMD multiples are exact", T, float,
+    double) {
+  const std::size_t rows = 29, ld = 203;
+  const auto src = random_vector<T>(rows * ld, 13);
+  const std::vector<std::uint32_t> idx{2, 2, 5, 11, 17, 28, 3}; // a row may repeat (one unit, two batch rows)
+  const auto coef = random_vector<T>(idx.size(), 14);           // one coefficient per event
+  auto dst = random_vector<T>(ld, 15);
+  std::vector<T> ref = dst;
+  for (std::size_t c = 0; c < ld; ++c)
+    for (std::size_t e = 0; e < idx.size(); ++e) ref[c] += coef[e] * src[idx[e] * ld + c];
+  auto whole = dst;
+  detail::weighted_sum_rows_streamed<simd::default_arch, true>(src.data(), ld, idx.data(), idx.size(),
+                                                               coef.data(), whole.data(), 0, ld);
+  for (std::size_t c = 0; c < ld; ++c) CHECK(whole[c] == doctest::Approx(ref[c]).epsilon(1e-5));
+  // the same sum over column blocks split at multiples of 16 gives the same bits
+  auto split = dst;
+  for (std::size_t c0 = 0; c0 < ld; c0 += 48)
+    detail::weighted_sum_rows_streamed<simd::default_arch, true>(
+        src.data(), ld, idx.data(), idx.size(), coef.data(), split.data(), c0, std::min(ld, c0 + 48));
+  CHECK(split == whole);
+}
+
 TEST_CASE_TEMPLATE("dot_rows: one vector against several rows matches a scalar loop", T, float, double) {
   // row counts around the four-row block, lengths with SIMD and scalar tails
   const std::size_t rows = 23, ld = 101;
@@ -237,6 +260,12 @@ TEST_CASE_TEMPLATE("dot_rows: one vector against several rows matches a scalar l
           for (std::size_t c = 0; c < n; ++c) want += x[c] * src[idx[k] * ld + c];
         }
         CHECK(out[k] == doctest::Approx(want).epsilon(1e-5));
+      }
+      // each product does not depend on the rows it was grouped with
+      for (std::size_t k = 0; k < n_idx; ++k) {
+        T alone = T(-7);
+        detail::dot_rows<simd::default_arch>(x.data(), src.data(), ld, idx.data() + k, 1, n, &alone);
+        CHECK(alone == out[k]);
       }
     }
 }

@@ -409,6 +409,7 @@ class EgruLayer {
         group_by_unit(cc.events.data() + tt * B, yprev, B, groups);
         // (block edges on multiples of 16 columns: every column takes the same SIMD or scalar path whatever
         // the thread count)
+        static_assert(16 % std::max<std::size_t>(simd::lanes<T, simd::default_arch>, 1) == 0);
         const std::size_t nb = column_blocks(B, G);
         const std::size_t bw = ((G + nb - 1) / nb + 15) / 16 * 16;
         parallel_for(nb, groups.batch.size() * G, [&](std::size_t k) {
@@ -531,6 +532,7 @@ class EgruLayer {
   static constexpr std::size_t kMaxDotBatch = 64;
   /// Columns per task of EgruKernel::Rows (a multiple of every SIMD width).
   static constexpr std::size_t kRowBlock = 512;
+  static_assert(kRowBlock % std::max<std::size_t>(simd::lanes<T, simd::default_arch>, 1) == 0);
 
   /// Events of one step grouped by unit: for unit i, entries offsets[i] .. offsets[i + 1] list the batch
   /// rows with y[b, i] != 0 and the values; `units` lists the units with at least one event.
@@ -599,6 +601,10 @@ class EgruLayer {
           o.dropconnect);
     check(std::isfinite(o.activity_penalty), "EgruOptions: activity_penalty must be finite, got ",
           o.activity_penalty);
+    check(o.mode == EgruMode::EventDriven || o.mode == EgruMode::Dense, "EgruOptions: unknown mode ",
+          static_cast<int>(o.mode));
+    check(o.kernel == EgruKernel::Rows || o.kernel == EgruKernel::Panels, "EgruOptions: unknown kernel ",
+          static_cast<int>(o.kernel));
   }
 
   std::size_t input_ = 0, hidden_ = 0;

@@ -40,7 +40,7 @@ struct EgruLmConfig {
   double dropout_output = 0.5;    ///< variational dropout before the decoder (fixed at 0.5 in the reference)
   double thr_mean = 0.3;          ///< mean of the Beta initialisation of the thresholds
   std::vector<double> layer_thr_mean; ///< per-layer means (empty: thr_mean for every layer)
-  EgruOptions cell{};                 ///< dampening, support, zoneout, dropconnect (DropConnect on R), mode
+  EgruOptions cell{}; ///< dampening, support, zoneout, dropconnect (DropConnect on R), mode, kernel, ...
 
   [[nodiscard]] std::size_t width(std::size_t l) const noexcept {
     return l + 1 == layers ? embedding : hidden;

@@ -143,9 +143,11 @@ void weighted_sum_rows(const T* src, std::size_t ld, const Index* idx, std::size
 /// dst[c0, c1) += sum over e of coef[idx[e]] * src[idx[e] * ld + c] (or coef[e] * ..., with CoefPerEvent),
 /// the same sum as weighted_sum_rows but in the other loop order: four events at a time, each of their row
 /// segments read contiguously from c0 to c1 while the destination segment stays in L1, so the destination is
-/// loaded and stored once per four events. The hardware prefetcher follows the four row streams, so this is
-/// the kernel for rows read once (a batch of one), where the panel kernel's short scattered segments wait on
-/// memory. The terms of every column are added in the same order whatever [c0, c1) is.
+/// loaded and stored once per four events. The hardware prefetcher follows the four row streams, so the
+/// long contiguous segments arrive without waiting on memory (the panel kernel's short scattered segments
+/// do, at small batches). The terms of every column are added in the same order whatever [c0, c1) is; for
+/// bit-identical results across different splits of the columns, put the split points on multiples of the
+/// SIMD width (with FP contraction the SIMD body and the scalar tail may round differently).
 template <class Arch, bool CoefPerEvent = false, class T, class Index>
 void weighted_sum_rows_streamed(const T* src, std::size_t ld, const Index* idx, std::size_t n_idx,
                                 const T* coef, T* dst, std::size_t c0, std::size_t c1) {
