@@ -4,6 +4,7 @@
 #include "test_util.hpp"
 
 #include <algorithm>
+#include <array>
 #include <numeric>
 
 #include <spikelm/models/egru_lm.hpp>
@@ -137,81 +138,31 @@ TEST_CASE("conformance: EGRU language model log-probabilities and parameter grad
   }
 }
 
-TEST_CASE("EGRU: event-driven and dense paths agree with DropConnect and zoneout (float)") {
-  const std::size_t T_ = 12, B = 4, I = 24, H = 64;
-  ParameterSet<float> ps;
-  EgruOptions opt;
-  opt.dropconnect = 0.3;
-  opt.zoneout = 0.1;
-  opt.support = 3.6; // the EGRU LM's narrower pseudo-derivative
-  opt.dampening = 3.6;
-  EgruLayer<float> layer(ps, "l.", I, H, opt);
-  Rng init(5);
-  layer.reset_parameters(init, 0.2);
-  Tensor<float> x({T_, B, I}), dy({T_, B, H});
-  init.fill_normal(x.span());
-  init.fill_normal(dy.span());
-  Tensor<float> y[2];
-  EgruGrads<float> g[2];
-  EgruActivity act[2];
-  for (int m = 0; m < 2; ++m) {
-    EgruOptions o = opt;
-    o.mode = m == 0 ? EgruMode::EventDriven : EgruMode::Dense;
-    layer.set_options(o);
-    Rng rng(99); // same masks for both paths
-    y[m] = Tensor<float>({T_, B, H});
-    EgruCache<float> cache;
-    layer.forward(x, {}, {}, y[m].view(), {}, {}, true, &rng, &cache, &act[m]);
-    layer.backward(cache, dy, {}, {}, g[m], &act[m]);
-  }
-  require_close(y[0].data(), y[1].data(), y[0].size(), 1e-5, 1e-6, "y");
-  CHECK(act[0].events == act[1].events);
-  CHECK(act[0].activity() > 0.02);
-  CHECK(act[0].activity() < 0.9);
-  require_close(g[0].recurrent_kernel.data(), g[1].recurrent_kernel.data(), g[0].recurrent_kernel.size(),
-                1e-4, 1e-5, "dR");
-  require_close(g[0].kernel.data(), g[1].kernel.data(), g[0].kernel.size(), 1e-4, 1e-5, "dW");
-  require_close(g[0].thr.data(), g[1].thr.data(), H, 1e-4, 1e-5, "dthr");
-  require_close(g[0].x.data(), g[1].x.data(), g[0].x.size(), 1e-4, 1e-5, "dx");
-  // the sparse backward skipped work; the dense one did not
-  CHECK(act[0].backward_sparsity() > 0.3);
-  CHECK(act[1].backward_sparsity() == doctest::Approx(0.0));
-  // rows of dR belong only to units that emitted an event at some step
-  // (a unit silent throughout gives a zero row)
-}
-
-TEST_CASE("EGRU: sparse backward equals dense at an odd width and a batch over 64 rows") {
-  // 609 columns (scalar tails of the dR and dL/dy kernels) and 70 batch rows (the dL/dy gathering runs in
-  // chunks of 64 rows)
-  const std::size_t T_ = 4, B = 70, I = 9, H = 203;
-  ParameterSet<float> ps;
-  EgruOptions opt;
-  opt.support = 3.6;
-  opt.dampening = 3.6;
-  EgruLayer<float> layer(ps, "l.", I, H, opt);
-  Rng init(8);
-  layer.reset_parameters(init, 0.15);
-  Tensor<float> x({T_, B, I}), dy({T_, B, H});
-  init.fill_normal(x.span());
-  init.fill_normal(dy.span());
+namespace {
+/// Forward (training) and backward of one layer with the Rows kernel, the Panels kernel and the dense path
+/// (index 0, 1, 2), each with a fresh Rng(99) so that DropConnect and zoneout masks are the same; checks that
+/// both event-driven paths give the dense outputs and gradients, and returns the activity counts.
+std::array<EgruActivity, 3> check_paths_agree(EgruLayer<float>& layer, const EgruOptions& opt,
+                                              const Tensor<float>& x, const Tensor<float>& dy) {
+  const std::size_t H = layer.hidden_size();
   Tensor<float> y[3];
   EgruGrads<float> g[3];
-  EgruActivity act[3];
-  for (int m = 0; m < 3; ++m) { // Rows, Panels, dense
+  std::array<EgruActivity, 3> act{};
+  for (int m = 0; m < 3; ++m) {
     EgruOptions o = opt;
     o.mode = m == 2 ? EgruMode::Dense : EgruMode::EventDriven;
     o.kernel = m == 1 ? EgruKernel::Panels : EgruKernel::Rows;
     layer.set_options(o);
-    y[m] = Tensor<float>({T_, B, H});
+    Rng rng(99);
+    y[m] = Tensor<float>(dy.shape());
     EgruCache<float> cache;
-    layer.forward(x, {}, {}, y[m].view(), {}, {}, true, nullptr, &cache, &act[m]);
+    layer.forward(x, {}, {}, y[m].view(), {}, {}, true, &rng, &cache, &act[m]);
     layer.backward(cache, dy, {}, {}, g[m], &act[m]);
   }
-  CHECK(act[0].activity() > 0.05);
-  CHECK(act[0].backward_sparsity() > 0.05);
   for (int m = 0; m < 2; ++m) {
     CAPTURE(m);
     require_close(y[m].data(), y[2].data(), y[2].size(), 1e-5, 1e-6, "y");
+    CHECK(act[m].events == act[2].events);
     require_close(g[m].recurrent_kernel.data(), g[2].recurrent_kernel.data(), g[2].recurrent_kernel.size(),
                   1e-4, 1e-5, "dR");
     require_close(g[m].kernel.data(), g[2].kernel.data(), g[2].kernel.size(), 1e-4, 1e-5, "dW");
@@ -221,6 +172,50 @@ TEST_CASE("EGRU: sparse backward equals dense at an odd width and a batch over 6
     require_close(g[m].x.data(), g[2].x.data(), g[2].x.size(), 1e-4, 1e-5, "dx");
     require_close(g[m].y0.data(), g[2].y0.data(), g[2].y0.size(), 1e-4, 1e-5, "dy0");
   }
+  return act;
+}
+
+/// A layer with random parameters and random x, dy for check_paths_agree.
+struct PathSetup {
+  ParameterSet<float> ps;
+  EgruLayer<float> layer;
+  Tensor<float> x, dy;
+  PathSetup(std::size_t T_, std::size_t B, std::size_t I, std::size_t H, const EgruOptions& opt,
+            std::uint64_t seed, double thr_mean)
+      : layer(ps, "l.", I, H, opt), x({T_, B, I}), dy({T_, B, H}) {
+    Rng init(seed);
+    layer.reset_parameters(init, thr_mean);
+    init.fill_normal(x.span());
+    init.fill_normal(dy.span());
+  }
+};
+} // namespace
+
+TEST_CASE("EGRU: event-driven and dense paths agree with DropConnect and zoneout (float)") {
+  EgruOptions opt;
+  opt.dropconnect = 0.3;
+  opt.zoneout = 0.1;
+  opt.support = 3.6; // the EGRU LM's narrower pseudo-derivative
+  opt.dampening = 3.6;
+  PathSetup s(12, 4, 24, 64, opt, 5, 0.2);
+  const auto act = check_paths_agree(s.layer, opt, s.x, s.dy);
+  CHECK(act[0].activity() > 0.02);
+  CHECK(act[0].activity() < 0.9);
+  // the sparse backward skipped work; the dense one did not
+  CHECK(act[0].backward_sparsity() > 0.3);
+  CHECK(act[2].backward_sparsity() == doctest::Approx(0.0));
+}
+
+TEST_CASE("EGRU: sparse backward equals dense at an odd width and a batch over 64 rows") {
+  // 609 columns (scalar tails of the dR and dL/dy kernels) and 70 batch rows (the dL/dy gathering runs in
+  // chunks of 64 rows)
+  EgruOptions opt;
+  opt.support = 3.6;
+  opt.dampening = 3.6;
+  PathSetup s(4, 70, 9, 203, opt, 8, 0.15);
+  const auto act = check_paths_agree(s.layer, opt, s.x, s.dy);
+  CHECK(act[0].activity() > 0.05);
+  CHECK(act[0].backward_sparsity() > 0.05);
 }
 
 TEST_CASE("EGRU: both event-driven kernels equal dense for odd widths (tails), batch 1 and packed panels") {
